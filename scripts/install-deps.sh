@@ -30,5 +30,5 @@ fi
 export npm_config_nodedir=${npm_config_nodedir:-/usr}
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "shoal: installing npm packages"
-  npm ci --no-audit --no-fund
+  npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 fi
