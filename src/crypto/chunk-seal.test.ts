@@ -1,0 +1,54 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createChunkSealer, wireTransferId, SEAL_TAG_BYTES } from './chunk-seal.ts';
+import { ErrorCode, isShoalError } from '../protocol/errors.ts';
+
+const key = randomBytes(32);
+const tid = wireTransferId('transfer-1');
+const authFail = (e: unknown) => isShoalError(e, ErrorCode.HASH_MISMATCH);
+
+describe('chunk sealing', () => {
+  it('round-trips a chunk and adds a 16-byte tag', () => {
+    const s = createChunkSealer(key, tid);
+    const p = randomBytes(65536);
+    const sealed = s.seal(5, 0, p);
+    assert.equal(sealed.length, p.length + SEAL_TAG_BYTES);
+    assert.ok(!sealed.subarray(0, 64).equals(p.subarray(0, 64)));
+    assert.ok(s.open(5, 0, sealed).equals(p));
+  });
+  it('reseals the same chunk to the same bytes, so fragments of two passes combine', () => {
+    const s = createChunkSealer(key, tid);
+    const p = randomBytes(1000);
+    assert.ok(s.seal(9, 0, p).equals(s.seal(9, 0, p)));
+  });
+  it('uses a different nonce per chunk and per epoch', () => {
+    const s = createChunkSealer(key, tid);
+    const p = Buffer.alloc(64);
+    const a = s.seal(1, 0, p), b = s.seal(2, 0, p), c = s.seal(1, 1, p);
+    assert.ok(!a.equals(b) && !a.equals(c) && !b.equals(c));
+  });
+  it('refuses to reseal a changed plaintext under the same nonce', () => {
+    const s = createChunkSealer(key, tid);
+    const first = s.seal(3, 0, Buffer.from('hello world'));
+    const tag = first.subarray(first.length - SEAL_TAG_BYTES);
+    assert.ok(s.seal(3, 0, Buffer.from('hello world'), tag).equals(first));
+    assert.throws(() => s.seal(3, 0, Buffer.from('hello w0rld'), tag), authFail);
+  });
+  it('rejects a forged tag, a flipped bit, another chunk index, another key and another transfer', () => {
+    const s = createChunkSealer(key, tid);
+    const sealed = s.seal(7, 0, randomBytes(4096));
+    const forged = Buffer.from(sealed); forged[forged.length - 1] ^= 1;
+    assert.throws(() => s.open(7, 0, forged), authFail);
+    const flipped = Buffer.from(sealed); flipped[100] ^= 0x80;
+    assert.throws(() => s.open(7, 0, flipped), authFail);
+    assert.throws(() => s.open(8, 0, sealed), authFail);
+    assert.throws(() => s.open(7, 1, sealed), authFail);
+    assert.throws(() => s.open(7, 0, sealed.subarray(0, sealed.length - 1)), authFail);
+    assert.throws(() => createChunkSealer(randomBytes(32), tid).open(7, 0, sealed), authFail);
+    assert.throws(() => createChunkSealer(key, wireTransferId('transfer-2')).open(7, 0, sealed), authFail);
+  });
+  it('refuses keys that are not 32 bytes', () => {
+    assert.throws(() => createChunkSealer(randomBytes(16), tid), (e) => isShoalError(e, ErrorCode.BAD_REQUEST));
+  });
+});
