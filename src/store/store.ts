@@ -182,6 +182,8 @@ export interface Store {
   getDelivery(id: string): Promise<DeliveryRow | undefined>;
   listDeliveries(filter: { groupId?: string; targetUserId?: string; includeCancelled?: boolean }): Promise<DeliveryRow[]>;
   cancelDeliveriesOfGroup(groupId: string): Promise<void>;
+  /** Marks one delivery cancelled (its recipients rows stay as history). */
+  cancelDelivery(deliveryId: string): Promise<void>;
   upsertRecipient(r: RecipientRow): Promise<void>;
   getRecipient(deliveryId: string, userId: string): Promise<RecipientRow | undefined>;
   listRecipients(filter: { deliveryId?: string; userId?: string; states?: DeliveryState[] }): Promise<RecipientRow[]>;
