@@ -1,0 +1,545 @@
+/**
+ * The delivery scheduler: pending lists per group, 1:1 sends, offers to agents, progress and completion
+ * reports, retries with backoff, and recovery after a restart. Every state change is written to the store
+ * before anyone is told (offer, event), so a coordinator killed at any moment resumes from the store:
+ * on start, recipients left `receiving` go back to `pending` and are offered again when their agent is back.
+ * Membership is checked before every offer and ticket, so a removed member gets nothing new.
+ */
+import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
+import type { CatalogueFile, Manifest } from '../../protocol/api.ts';
+import type { ClientMessage, Holder, OfferMsg, ShoalEvent } from '../../protocol/events.ts';
+import type { Logger } from '../../logger.ts';
+import type { DeliveryRow, FileRow, RecipientRow, Store } from '../../store/store.ts';
+import type { LiveAgent, Presence } from '../presence.ts';
+
+/** One file × one recipient, as the pending list shows it. */
+export interface PendingEntry {
+  deliveryId: string;
+  fileId: string;
+  fileName: string;
+  size: number;
+  username: string;
+  state: RecipientRow['state'];
+  bytes: number;
+  /** bytes/s */
+  rate: number;
+  transport: string | null;
+  /** ISO date or null. */
+  deliveredAt: string | null;
+  error: string | null;
+  attempts: number;
+}
+
+/** Result of sending to one recipient (fan-out operations never throw on one target). */
+export interface SendResult {
+  username: string;
+  deliveryId: string;
+  outcome: 'offered' | 'offline' | 'delivered' | 'skipped';
+  agents: number;
+}
+
+export interface DeliveryServiceDeps {
+  store: Store;
+  logger: Logger;
+  presence: Presence;
+  /** Signs a piece ticket for `userId` and the file `sha256`, valid until `expiresAt` (epoch ms). */
+  signTicket: (claims: { userId: string; sha256: string; expiresAt: number }) => string;
+  /** Publishes an event to viewers (the hub filters who may see it). */
+  publish: (event: ShoalEvent) => void;
+}
+
+export interface DeliveryServiceOptions {
+  /** First retry delay after a failure, ms (doubles per attempt). */
+  retryBaseMs?: number;
+  /** Longest retry delay, ms. */
+  retryMaxMs?: number;
+  /** How often the retry sweep runs, ms. */
+  sweepMs?: number;
+  /** Ticket lifetime, ms. */
+  ticketTtlMs?: number;
+}
+
+export interface DeliveryService {
+  /** Puts recipients left `receiving` by a previous process back to `pending`, then starts the retry sweep. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Adds a catalogue file to a group's pending list (recipients: every member) and offers it to those online. */
+  addPending(groupId: string, fileId: string, createdBy: string): Promise<DeliveryRow>;
+  /** The pending list of a group: each file × each current member. */
+  listPending(groupId: string): Promise<PendingEntry[]>;
+  /** Offers every undelivered file of the group now to every online recipient (failed ones retry at once). */
+  sendPending(groupId: string): Promise<SendResult[]>;
+  /** Cancels one delivery of a group (agents receiving it are told to stop). */
+  cancelDelivery(groupId: string | null, deliveryId: string): Promise<void>;
+  /** A 1:1 delivery of an already stored file (groupId null) to one user. */
+  sendDirect(fileId: string, fromUserId: string, toUserId: string): Promise<DeliveryRow>;
+  /** Recipients of one delivery (for its creator, recipient or an admin). */
+  recipientsOf(deliveryId: string): Promise<PendingEntry[]>;
+  /** Ticket and holders of a file for a user allowed to fetch it (member of its group or a 1:1 recipient). */
+  holdersFor(fileId: string, userId: string, exceptAgentId?: string): Promise<{ ticket: string; holders: Holder[]; manifest: Manifest; file: CatalogueFile }>;
+  /** Whether `userId` may fetch the file with sha256 (used by the coordinator's piece server on top of the ticket). */
+  mayFetch(userId: string, sha256: string): Promise<boolean>;
+  /** An agent said hello: offer it everything pending for its user. */
+  agentOnline(agent: LiveAgent): Promise<void>;
+  /** An agent went away: what it was receiving goes back to pending unless another agent of the user has it. */
+  agentOffline(agent: LiveAgent): Promise<void>;
+  /** A message from an agent (progress, completed, failed). */
+  onAgentMessage(agent: LiveAgent, msg: ClientMessage): Promise<void>;
+  /** A member joined a group: they get what is still pending for it. */
+  memberAdded(groupId: string, userId: string): Promise<void>;
+  /** A member left or was removed: their offers are cancelled and no new ticket is issued. */
+  memberRemoved(groupId: string, userId: string): Promise<void>;
+  /** A group is being deleted: its deliveries are cancelled. Call before the group row goes. */
+  groupDeleted(groupId: string): Promise<void>;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** Creates the delivery scheduler. */
+export function createDeliveryService(deps: DeliveryServiceDeps, options: DeliveryServiceOptions = {}): DeliveryService {
+  const { store, presence } = deps;
+  const log = deps.logger.child('coordinator:deliveries');
+  const retryBaseMs = options.retryBaseMs ?? 5000;
+  const retryMaxMs = options.retryMaxMs ?? 10 * 60 * 1000;
+  const sweepMs = options.sweepMs ?? 1000;
+  const ticketTtlMs = options.ticketTtlMs ?? 10 * 60 * 1000;
+  let sweeper: NodeJS.Timeout | undefined;
+  let sweeping = false;
+  let stopped = false;
+  const inflight = new Set<Promise<unknown>>();
+
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p)).catch(() => undefined);
+    return p;
+  };
+
+  async function groupName(groupId: string | null): Promise<string | null> {
+    if (groupId === null) return null;
+    return (await store.getGroupById(groupId))?.name ?? null;
+  }
+
+  async function usernameOf(userId: string): Promise<string> {
+    return (await store.getUserById(userId))?.username ?? userId;
+  }
+
+  async function catalogueEntry(file: FileRow): Promise<{ file: CatalogueFile; manifest: Manifest }> {
+    const blob = await store.getBlob(file.sha256);
+    if (!blob) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `the bytes of ${file.name} are gone`);
+    const entry: CatalogueFile = {
+      id: file.id,
+      group: (await groupName(file.groupId)) ?? '',
+      name: file.name,
+      size: file.size,
+      type: file.type,
+      sha256: file.sha256,
+      pieceSize: blob.pieceSize,
+      pieceCount: blob.pieces.length,
+      sharedBy: await usernameOf(file.sharedBy),
+      sharedAt: new Date(file.sharedAt).toISOString(),
+    };
+    return { file: entry, manifest: { name: file.name, size: file.size, sha256: file.sha256, pieceSize: blob.pieceSize, pieces: blob.pieces } };
+  }
+
+  /** Whether the user is still entitled to the delivery (member of its group, or its 1:1 target). */
+  async function entitled(d: DeliveryRow, userId: string): Promise<boolean> {
+    if (d.cancelled) return false;
+    if (d.groupId === null) return d.targetUserId === userId;
+    return (await store.getMembership(d.groupId, userId)) !== undefined;
+  }
+
+  function holdersList(sha256: string, agentIds: string[], exceptAgentId?: string): Holder[] {
+    const out: Holder[] = [{ id: 'coordinator', url: null, fingerprint: null }];
+    for (const id of agentIds) {
+      if (id === exceptAgentId) continue;
+      const a = presence.get(id);
+      if (a?.listenUrl) out.push({ id, url: a.listenUrl, fingerprint: a.fingerprint });
+    }
+    return out;
+  }
+
+  async function announce(d: DeliveryRow, r: RecipientRow): Promise<void> {
+    deps.publish({
+      kind: 'recipient',
+      group: await groupName(d.groupId),
+      deliveryId: d.id,
+      username: await usernameOf(r.userId),
+      state: r.state,
+      bytes: r.bytes,
+      rate: r.rate,
+      transport: r.transport,
+      error: r.error,
+    });
+  }
+
+  async function setRecipient(d: DeliveryRow, r: RecipientRow, announceIt = true): Promise<void> {
+    await store.upsertRecipient(r);
+    if (announceIt) await announce(d, r);
+  }
+
+  /** Offers delivery `d` to every online agent of `userId`; stores `receiving` first. Returns agents offered. */
+  async function offer(d: DeliveryRow, userId: string): Promise<number> {
+    const agents = presence.ofUser(userId);
+    if (agents.length === 0 || stopped) return 0;
+    if (!(await entitled(d, userId))) return 0;
+    const file = await store.getFile(d.fileId);
+    if (!file) return 0;
+    const r = await store.getRecipient(d.id, userId);
+    if (!r || r.state === 'delivered') return 0;
+    const { file: entry, manifest } = await catalogueEntry(file);
+    const now = Date.now();
+    const next: RecipientRow = { ...r, state: 'receiving', error: null, nextAttemptAt: null, updatedAt: now };
+    await setRecipient(d, next);
+    const holderIds = await store.listHolders(file.sha256);
+    const ticket = deps.signTicket({ userId, sha256: file.sha256, expiresAt: now + ticketTtlMs });
+    const from = await usernameOf(d.createdBy);
+    const group = await groupName(d.groupId);
+    for (const a of agents) {
+      const msg: OfferMsg = {
+        type: 'offer',
+        deliveryId: d.id,
+        group,
+        from,
+        file: entry,
+        manifest,
+        ticket,
+        holders: holdersList(file.sha256, holderIds, a.agentId),
+      };
+      try {
+        a.send(msg);
+        a.receiving.set(d.id, { deliveryId: d.id, fileName: file.name, bytes: r.bytes, size: file.size, rate: 0, transport: 'swarm' });
+      } catch (err) {
+        log.warn('could not send an offer', { agentId: a.agentId, deliveryId: d.id, err });
+      }
+    }
+    log.info('offered', { deliveryId: d.id, user: userId, agents: agents.length });
+    return agents.length;
+  }
+
+  async function offerAllForUser(userId: string): Promise<void> {
+    const rows = await store.listRecipients({ userId, states: ['pending', 'receiving', 'failed'] });
+    for (const r of rows) {
+      if (r.state === 'failed' && r.nextAttemptAt === null) continue; // given up or no longer entitled
+      if (r.state === 'failed' && r.nextAttemptAt !== null && r.nextAttemptAt > Date.now()) continue;
+      const d = await store.getDelivery(r.deliveryId);
+      if (!d || d.cancelled) continue;
+      try {
+        await offer(d, userId);
+      } catch (err) {
+        log.warn('offer failed', { deliveryId: d.id, err });
+      }
+    }
+  }
+
+  async function retrySweep(): Promise<void> {
+    if (sweeping || stopped) return;
+    sweeping = true;
+    try {
+      const now = Date.now();
+      const failed = await store.listRecipients({ states: ['failed'] });
+      for (const r of failed) {
+        if (r.nextAttemptAt === null || r.nextAttemptAt > now) continue;
+        if (presence.ofUser(r.userId).length === 0) continue;
+        const d = await store.getDelivery(r.deliveryId);
+        if (!d || d.cancelled) continue;
+        await offer(d, r.userId);
+      }
+    } catch (err) {
+      log.warn('retry sweep failed', { err });
+    } finally {
+      sweeping = false;
+    }
+  }
+
+  async function cancelFor(d: DeliveryRow, userIds: string[] | null, reason: string): Promise<void> {
+    const rows = await store.listRecipients({ deliveryId: d.id });
+    for (const r of rows) {
+      if (userIds && !userIds.includes(r.userId)) continue;
+      if (r.state !== 'delivered') {
+        await setRecipient(d, { ...r, state: 'failed', error: reason, nextAttemptAt: null, updatedAt: Date.now() }, true);
+      }
+      for (const a of presence.ofUser(r.userId)) {
+        if (!a.receiving.has(d.id)) continue;
+        a.receiving.delete(d.id);
+        try {
+          a.send({ type: 'cancel', deliveryId: d.id, reason });
+        } catch {
+          // The socket is going away; the agent will not get a new ticket anyway.
+        }
+      }
+    }
+  }
+
+  async function newRecipient(deliveryId: string, userId: string): Promise<RecipientRow> {
+    const row: RecipientRow = {
+      deliveryId,
+      userId,
+      state: 'pending',
+      bytes: 0,
+      rate: 0,
+      transport: null,
+      error: null,
+      attempts: 0,
+      nextAttemptAt: null,
+      updatedAt: Date.now(),
+      deliveredAt: null,
+      detail: null,
+    };
+    await store.upsertRecipient(row);
+    return row;
+  }
+
+  async function entries(d: DeliveryRow, file: FileRow | undefined, onlyUserIds?: Set<string>): Promise<PendingEntry[]> {
+    const rows = await store.listRecipients({ deliveryId: d.id });
+    const out: PendingEntry[] = [];
+    for (const r of rows) {
+      if (onlyUserIds && !onlyUserIds.has(r.userId)) continue;
+      out.push({
+        deliveryId: d.id,
+        fileId: d.fileId,
+        fileName: file?.name ?? '(deleted)',
+        size: file?.size ?? 0,
+        username: await usernameOf(r.userId),
+        state: r.state,
+        bytes: r.bytes,
+        rate: r.rate,
+        transport: r.transport,
+        deliveredAt: iso(r.deliveredAt),
+        error: r.error,
+        attempts: r.attempts,
+      });
+    }
+    return out;
+  }
+
+  async function handle(agent: LiveAgent, msg: ClientMessage): Promise<void> {
+    if (msg.type !== 'progress' && msg.type !== 'completed' && msg.type !== 'failed') return;
+    const d = await store.getDelivery(msg.deliveryId);
+    if (!d) return;
+    const r = await store.getRecipient(d.id, agent.userId);
+    if (!r) return;
+    const now = Date.now();
+    if (msg.type === 'progress') {
+      const live = agent.receiving.get(d.id);
+      if (live) Object.assign(live, { bytes: msg.bytes, rate: msg.rate, transport: msg.transport });
+      if (r.state === 'delivered' || d.cancelled) return;
+      await setRecipient(d, { ...r, state: 'receiving', bytes: msg.bytes, rate: msg.rate, transport: msg.transport, updatedAt: now });
+      return;
+    }
+    agent.receiving.delete(d.id);
+    const file = await store.getFile(d.fileId);
+    if (msg.type === 'completed') {
+      if (!file || msg.sha256 !== file.sha256) {
+        log.warn('completion with the wrong hash', { deliveryId: d.id, agentId: agent.agentId });
+        return;
+      }
+      await store.setHolder(file.sha256, agent.agentId, true);
+      if (r.state === 'delivered') return;
+      await setRecipient(d, {
+        ...r,
+        state: 'delivered',
+        bytes: file.size,
+        rate: 0,
+        transport: msg.transport,
+        error: null,
+        nextAttemptAt: null,
+        deliveredAt: now,
+        updatedAt: now,
+        detail: msg.detail ? JSON.stringify(msg.detail).slice(0, 8000) : null,
+      });
+      log.info('delivered', { deliveryId: d.id, user: agent.username, agentId: agent.agentId, transport: msg.transport });
+      return;
+    }
+    if (r.state === 'delivered') return;
+    const attempts = r.attempts + 1;
+    const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(20, attempts - 1));
+    const stillEntitled = await entitled(d, agent.userId);
+    await setRecipient(d, {
+      ...r,
+      state: 'failed',
+      error: msg.reason.slice(0, 500),
+      attempts,
+      rate: 0,
+      nextAttemptAt: stillEntitled ? now + delay : null,
+      updatedAt: now,
+      detail: msg.badHolders?.length ? JSON.stringify({ badHolders: msg.badHolders }) : r.detail,
+    });
+    log.warn('delivery failed on an agent', { deliveryId: d.id, agentId: agent.agentId, reason: msg.reason, retryInMs: delay });
+  }
+
+  return {
+    async start() {
+      stopped = false;
+      const stuck = await store.listRecipients({ states: ['receiving'] });
+      for (const r of stuck) {
+        if (presence.ofUser(r.userId).length > 0) continue;
+        await store.upsertRecipient({ ...r, state: 'pending', rate: 0, updatedAt: Date.now() });
+      }
+      if (stuck.length) log.info('recovered interrupted deliveries', { count: stuck.length });
+      sweeper = setInterval(() => void track(retrySweep()), sweepMs);
+      sweeper.unref();
+    },
+
+    async stop() {
+      stopped = true;
+      if (sweeper) clearInterval(sweeper);
+      sweeper = undefined;
+      await Promise.allSettled([...inflight]);
+    },
+
+    async addPending(groupId, fileId, createdBy) {
+      const file = await store.getFile(fileId);
+      if (!file || file.groupId !== groupId) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId} in this group`);
+      const existing = (await store.listDeliveries({ groupId })).find((d) => d.fileId === fileId && !d.cancelled);
+      const d = existing ?? (await store.createDelivery({ fileId, groupId, targetUserId: null, createdBy, createdAt: Date.now() }));
+      const members = await store.listMembers(groupId);
+      for (const m of members) {
+        if (!(await store.getRecipient(d.id, m.userId))) await newRecipient(d.id, m.userId);
+      }
+      if (!existing) {
+        deps.publish({ kind: 'delivery', group: await groupName(groupId), deliveryId: d.id, action: 'created', fileId });
+      }
+      for (const m of members) await track(offer(d, m.userId).catch((err) => log.warn('offer failed', { err })));
+      return d;
+    },
+
+    async listPending(groupId) {
+      const members = new Set((await store.listMembers(groupId)).map((m) => m.userId));
+      const out: PendingEntry[] = [];
+      for (const d of await store.listDeliveries({ groupId })) {
+        if (d.cancelled) continue;
+        out.push(...(await entries(d, await store.getFile(d.fileId), members)));
+      }
+      return out;
+    },
+
+    async sendPending(groupId) {
+      const results: SendResult[] = [];
+      for (const d of await store.listDeliveries({ groupId })) {
+        if (d.cancelled) continue;
+        for (const r of await store.listRecipients({ deliveryId: d.id })) {
+          const username = await usernameOf(r.userId);
+          if (r.state === 'delivered') {
+            results.push({ username, deliveryId: d.id, outcome: 'delivered', agents: 0 });
+            continue;
+          }
+          if (!(await entitled(d, r.userId))) {
+            results.push({ username, deliveryId: d.id, outcome: 'skipped', agents: 0 });
+            continue;
+          }
+          if (r.state === 'failed') await store.upsertRecipient({ ...r, state: 'pending', nextAttemptAt: null, updatedAt: Date.now() });
+          const n = await offer(d, r.userId);
+          results.push({ username, deliveryId: d.id, outcome: n > 0 ? 'offered' : 'offline', agents: n });
+        }
+        deps.publish({ kind: 'delivery', group: await groupName(groupId), deliveryId: d.id, action: 'sent', fileId: d.fileId });
+      }
+      return results;
+    },
+
+    async cancelDelivery(groupId, deliveryId) {
+      const d = await store.getDelivery(deliveryId);
+      if (!d || d.groupId !== groupId || d.cancelled) throw new ShoalError(ErrorCode.DELIVERY_NOT_FOUND, `no delivery ${deliveryId} here`);
+      await cancelFor(d, null, 'cancelled');
+      await store.cancelDelivery(deliveryId);
+      deps.publish({ kind: 'delivery', group: await groupName(groupId), deliveryId, action: 'cancelled', fileId: d.fileId });
+    },
+
+    async sendDirect(fileId, fromUserId, toUserId) {
+      const file = await store.getFile(fileId);
+      if (!file) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId}`);
+      const d = await store.createDelivery({ fileId, groupId: null, targetUserId: toUserId, createdBy: fromUserId, createdAt: Date.now() });
+      await newRecipient(d.id, toUserId);
+      deps.publish({ kind: 'delivery', group: null, deliveryId: d.id, action: 'created', fileId });
+      await track(offer(d, toUserId).catch((err) => log.warn('offer failed', { err })));
+      return d;
+    },
+
+    async recipientsOf(deliveryId) {
+      const d = await store.getDelivery(deliveryId);
+      if (!d) throw new ShoalError(ErrorCode.DELIVERY_NOT_FOUND, `no delivery ${deliveryId}`);
+      return entries(d, await store.getFile(d.fileId));
+    },
+
+    async holdersFor(fileId, userId, exceptAgentId) {
+      const file = await store.getFile(fileId);
+      if (!file) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId}`);
+      if (!(await mayFetchFile(file, userId))) throw new ShoalError(ErrorCode.FORBIDDEN, 'not allowed to fetch this file');
+      const { file: entry, manifest } = await catalogueEntry(file);
+      const ticket = deps.signTicket({ userId, sha256: file.sha256, expiresAt: Date.now() + ticketTtlMs });
+      return { ticket, holders: holdersList(file.sha256, await store.listHolders(file.sha256), exceptAgentId), manifest, file: entry };
+    },
+
+    async mayFetch(userId, sha256) {
+      // A ticket names a content hash; the same bytes may sit in several groups or sends.
+      const user = await store.getUserById(userId);
+      if (!user) return false;
+      for (const g of await store.listGroupsOfUser(userId)) {
+        if ((await store.listFiles(g.id, {})).some((f) => f.sha256 === sha256)) return true;
+      }
+      for (const r of await store.listRecipients({ userId })) {
+        const d = await store.getDelivery(r.deliveryId);
+        if (!d || d.cancelled || d.groupId !== null) continue;
+        if ((await store.getFile(d.fileId))?.sha256 === sha256) return true;
+      }
+      return false;
+    },
+
+    agentOnline: (agent) => track(offerAllForUser(agent.userId)),
+
+    agentOffline: (agent) =>
+      track(
+        (async () => {
+          if (stopped) return;
+          for (const deliveryId of agent.receiving.keys()) {
+            if (presence.ofUser(agent.userId).some((a) => a.receiving.has(deliveryId))) continue;
+            const r = await store.getRecipient(deliveryId, agent.userId);
+            const d = await store.getDelivery(deliveryId);
+            if (!r || !d || r.state !== 'receiving') continue;
+            await setRecipient(d, { ...r, state: 'pending', rate: 0, updatedAt: Date.now() });
+          }
+        })(),
+      ),
+
+    onAgentMessage: (agent, msg) => track(handle(agent, msg)),
+
+    memberAdded: (groupId, userId) =>
+      track(
+        (async () => {
+          for (const d of await store.listDeliveries({ groupId })) {
+            if (d.cancelled) continue;
+            const r = await store.getRecipient(d.id, userId);
+            if (!r) await newRecipient(d.id, userId);
+            else if (r.state === 'failed' && r.nextAttemptAt === null) {
+              await store.upsertRecipient({ ...r, state: 'pending', error: null, updatedAt: Date.now() });
+            }
+            await offer(d, userId);
+          }
+        })(),
+      ),
+
+    memberRemoved: (groupId, userId) =>
+      track(
+        (async () => {
+          for (const d of await store.listDeliveries({ groupId })) {
+            if (!d.cancelled) await cancelFor(d, [userId], 'no longer a member of the group');
+          }
+        })(),
+      ),
+
+    async groupDeleted(groupId) {
+      for (const d of await store.listDeliveries({ groupId })) {
+        if (!d.cancelled) await cancelFor(d, null, 'group deleted');
+      }
+      await store.cancelDeliveriesOfGroup(groupId);
+    },
+  };
+
+  async function mayFetchFile(file: FileRow, userId: string): Promise<boolean> {
+    if (file.groupId !== null) return (await store.getMembership(file.groupId, userId)) !== undefined;
+    if (file.sharedBy === userId) return true;
+    for (const d of await store.listDeliveries({ targetUserId: userId })) {
+      if (d.fileId === file.id && !d.cancelled) return true;
+    }
+    return false;
+  }
+}
