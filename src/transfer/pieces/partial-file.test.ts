@@ -1,0 +1,162 @@
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../logger.ts';
+import { isShoalError } from '../../protocol/errors.ts';
+import type { Manifest } from '../../protocol/api.ts';
+import { hashFile } from './hash-file.ts';
+import { openPartialFile } from './partial-file.ts';
+import { Bitfield } from './bitfield.ts';
+import { pieceRange } from './piece-map.ts';
+
+const dirs: string[] = [];
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'shoal-partial-'));
+  dirs.push(d);
+  return d;
+}
+
+async function sample(size: number, pieceSize: number, name = 'data.bin'): Promise<{ data: Buffer; manifest: Manifest }> {
+  const dir = await tempDir();
+  const data = randomBytes(size);
+  const src = join(dir, 'src');
+  await writeFile(src, data);
+  const content = await hashFile(src, pieceSize);
+  return { data, manifest: { name, ...content } };
+}
+
+function piece(data: Buffer, m: Manifest, i: number): Buffer {
+  const { offset, length } = pieceRange(m, i);
+  return data.subarray(offset, offset + length);
+}
+
+describe('hashFile', () => {
+  it('computes the whole hash and one hash per piece in one pass', async () => {
+    const { data, manifest } = await sample(10_000, 4096);
+    assert.equal(manifest.size, 10_000);
+    assert.equal(manifest.pieces.length, 3);
+    assert.equal(manifest.sha256, createHash('sha256').update(data).digest('hex'));
+    assert.equal(manifest.pieces[2], createHash('sha256').update(data.subarray(8192)).digest('hex'));
+  });
+  it('gives an empty file one empty piece', async () => {
+    const { manifest } = await sample(0, 4096);
+    assert.equal(manifest.pieces.length, 1);
+    assert.equal(manifest.pieces[0], manifest.sha256);
+  });
+});
+
+describe('Bitfield', () => {
+  it('round-trips through base64url and counts bits', () => {
+    const b = new Bitfield(13);
+    b.set(0);
+    b.set(12);
+    const c = Bitfield.fromBase64Url(13, b.toBase64Url());
+    assert.deepEqual(c.indexes(), [0, 12]);
+    assert.equal(c.count, 2);
+    assert.deepEqual(c.missing().length, 11);
+  });
+  it('refuses bits set past its length', () => {
+    assert.throws(() => new Bitfield(9, Uint8Array.from([0, 0x40])), (e) => isShoalError(e, 'BAD_REQUEST'));
+  });
+});
+
+describe('PartialFile', () => {
+  it('assembles pieces written out of order and finalizes to the right bytes', async () => {
+    const { data, manifest } = await sample(50_000, 8192);
+    const dest = await tempDir();
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    for (const i of [3, 0, 6, 1, 5, 2, 4]) assert.equal(await pf.writePiece(i, piece(data, manifest, i)), true);
+    assert.equal(pf.complete, true);
+    assert.equal(pf.bytesVerified, 50_000);
+    const path = await pf.finalize();
+    assert.equal(path, join(dest, 'data.bin'));
+    assert.deepEqual(await readFile(path), data);
+    assert.deepEqual((await readdir(dest)).sort(), ['data.bin']);
+  });
+
+  it('refuses a corrupt piece without writing or marking it', async () => {
+    const { data, manifest } = await sample(20_000, 8192);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    const bad = Buffer.from(piece(data, manifest, 1));
+    bad[100] ^= 1;
+    assert.equal(await pf.writePiece(1, bad), false);
+    assert.equal(pf.has(1), false);
+    assert.deepEqual(pf.missing(), [0, 1, 2]);
+    await pf.abort();
+  });
+
+  it('resumes verified pieces from the sidecar after reopening', async () => {
+    const { data, manifest } = await sample(40_000, 8192);
+    const dest = await tempDir();
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    await pf.writePiece(0, piece(data, manifest, 0));
+    await pf.writePiece(3, piece(data, manifest, 3));
+    // Simulate a crash: no close(), just open again from another handle.
+    const again = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    assert.equal(again.resumedCount, 2);
+    assert.deepEqual(again.missing(), [1, 2, 4]);
+    for (const i of again.missing()) await again.writePiece(i, piece(data, manifest, i));
+    assert.deepEqual(await readFile(await again.finalize()), data);
+    await pf.close().catch(() => undefined);
+  });
+
+  it('takes raw writes at any offset and verifies pieces from disk', async () => {
+    const { data, manifest } = await sample(30_000, 8192);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    for (let off = 0; off < data.length; off += 5000) await pf.writeAt(off, data.subarray(off, off + 5000));
+    for (let i = 0; i < pf.pieceCount; i++) assert.equal(await pf.verifyPiece(i), true);
+    assert.deepEqual(await readFile(await pf.finalize()), data);
+  });
+
+  it('does not verify a piece whose bytes on disk are wrong', async () => {
+    const { data, manifest } = await sample(16_384, 8192);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    const bad = Buffer.from(data);
+    bad[9000] ^= 0xff;
+    await pf.writeAt(0, bad);
+    assert.equal(await pf.verifyPiece(0), true);
+    assert.equal(await pf.verifyPiece(1), false);
+    assert.deepEqual(pf.missing(), [1]);
+    await pf.abort();
+  });
+
+  it('refuses to finalize while pieces are missing', async () => {
+    const { data, manifest } = await sample(16_384, 8192);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    await pf.writePiece(0, piece(data, manifest, 0));
+    await assert.rejects(pf.finalize(), (e) => isShoalError(e, 'CONFLICT'));
+    await pf.abort();
+  });
+
+  it('keeps both files when the name exists with other content, and reuses an identical one', async () => {
+    const { data, manifest } = await sample(10_000, 4096, 'report.pdf');
+    const dest = await tempDir();
+    await writeFile(join(dest, 'report.pdf'), 'someone else');
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    for (let i = 0; i < pf.pieceCount; i++) await pf.writePiece(i, piece(data, manifest, i));
+    assert.equal(await pf.finalize(), join(dest, 'report (2).pdf'));
+    assert.equal(await readFile(join(dest, 'report.pdf'), 'utf8'), 'someone else');
+    assert.deepEqual(await readFile(join(dest, 'report (2).pdf')), data);
+
+    const again = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    for (let i = 0; i < again.pieceCount; i++) await again.writePiece(i, piece(data, manifest, i));
+    assert.equal(await again.finalize(), join(dest, 'report (2).pdf'));
+    assert.deepEqual((await readdir(dest)).sort(), ['report (2).pdf', 'report.pdf']);
+  });
+
+  it('abort removes the temp file and its sidecar', async () => {
+    const { data, manifest } = await sample(10_000, 4096);
+    const dest = await tempDir();
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    await pf.writePiece(0, piece(data, manifest, 0));
+    assert.equal((await readdir(dest)).length, 2);
+    await pf.abort();
+    assert.deepEqual(await readdir(dest), []);
+  });
+});

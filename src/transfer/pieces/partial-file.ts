@@ -1,0 +1,377 @@
+/**
+ * Resumable assembly of one received file. Pieces are written at their offsets into a temporary file beside
+ * the destination (`.<name>.<sha256 prefix>.shoal-part`); a sidecar (`….shoal-bits`, replaced atomically by
+ * write-then-rename) records which pieces are verified. A process killed at any moment reopens the same
+ * files and trusts the sidecar, so verified pieces are neither fetched nor hashed again. `finalize()` checks
+ * the whole-file SHA-256 and moves the file to its final name without ever overwriting another file.
+ *
+ * Both the swarm downloader (`writePiece`) and the multicast receiver (`writeAt` + `verifyPiece`) write here.
+ * One PartialFile object per file per process: share it between writers rather than opening it twice.
+ */
+import { createHash } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import { link, lstat, mkdir, open, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Manifest } from '../../protocol/api.ts';
+import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
+import type { Logger } from '../../logger.ts';
+import { Bitfield } from './bitfield.ts';
+import { checkManifest, pieceRange } from './piece-map.ts';
+import { numberedName, safeBaseName } from './safe-base-name.ts';
+
+export interface OpenPartialFileOptions {
+  manifest: Manifest;
+  /** Directory that receives the final file (created when missing). */
+  destDir: string;
+  /** Wanted file name; defaults to manifest.name. Reduced with safeBaseName (INVALID_NAME when refused). */
+  name?: string;
+  logger: Logger;
+  /** fdatasync the data before recording pieces as verified, so that power loss cannot leave a bit set over
+   * unwritten bytes (default true; a process kill is safe either way). */
+  durable?: boolean;
+}
+
+/** A file being received piece by piece. */
+export interface PartialFile {
+  readonly manifest: Manifest;
+  readonly pieceCount: number;
+  /** The safe base name the file will get (before any ` (2)` suffix). */
+  readonly baseName: string;
+  /** The temporary data file (a piece server may serve verified pieces from it). */
+  readonly tempPath: string;
+  /** Pieces that were already verified when the file was opened (resumed from the sidecar). */
+  readonly resumedCount: number;
+  /** Number of verified pieces. */
+  readonly verifiedCount: number;
+  /** Bytes in verified pieces. */
+  readonly bytesVerified: number;
+  /** True when every piece is verified. */
+  readonly complete: boolean;
+  /** True when piece `i` is verified. */
+  has(i: number): boolean;
+  /** Indexes of pieces not yet verified, ascending. */
+  missing(): number[];
+  /** A copy of the verified-pieces bitfield. */
+  bitfield(): Bitfield;
+  /** Raw write at a byte offset (multicast chunks that do not align with pieces); bytes that fall inside
+   * already-verified pieces are skipped. Nothing is marked: call verifyPiece afterwards. */
+  writeAt(offset: number, bytes: Uint8Array): Promise<void>;
+  /** Reads piece `i` back from the temp file and hashes it; records it as verified (on disk) when good. */
+  verifyPiece(i: number): Promise<boolean>;
+  /** Hashes `bytes` in memory first; writes and records piece `i` only when the hash matches. */
+  writePiece(i: number, bytes: Uint8Array): Promise<boolean>;
+  /** Whole-file SHA-256 check, then atomic move to the final path, which is returned. Same name with other
+   * content: `name (2).ext` (and so on); same name with the same content: the existing file is reused. */
+  finalize(): Promise<string>;
+  /** Flushes the sidecar and closes the temp file; the partial stays on disk for a later resume. */
+  close(): Promise<void>;
+  /** Closes and removes the temp file and its sidecar. */
+  abort(): Promise<void>;
+}
+
+const MAGIC = Buffer.from('SHOALBF1', 'latin1');
+const HEADER = MAGIC.length + 32 + 8 + 4 + 4;
+
+/** Opens (or resumes) the partial file of `manifest` in `destDir`. */
+export async function openPartialFile(options: OpenPartialFileOptions): Promise<PartialFile> {
+  const { manifest, destDir } = options;
+  checkManifest(manifest);
+  const baseName = safeBaseName(options.name ?? manifest.name);
+  const log = options.logger.child('pieces:partial');
+  await mkdir(destDir, { recursive: true });
+  const stem = `.${truncateUtf8(baseName, 150)}.${manifest.sha256.slice(0, 16)}`;
+  const tempPath = join(destDir, `${stem}.shoal-part`);
+  const bitsPath = join(destDir, `${stem}.shoal-bits`);
+  const count = manifest.pieces.length;
+
+  let bits = new Bitfield(count);
+  const fh = await open(tempPath, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new ShoalError(ErrorCode.INVALID_NAME, 'temporary path is not a regular file');
+    const saved = await readSidecar(bitsPath, manifest, count).catch((err: unknown) => {
+      log.warn('ignoring unreadable resume state', { path: bitsPath, err });
+      return null;
+    });
+    // The data file must still be as long as the manifest says, or the bits cannot be trusted.
+    if (saved && st.size === manifest.size) bits = saved;
+    if (st.size !== manifest.size) await fh.truncate(manifest.size);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  if (bits.count > 0) log.info('resuming partial file', { name: baseName, verified: bits.count, pieces: count });
+  return new PartialFileImpl(manifest, baseName, destDir, tempPath, bitsPath, fh, bits, options.durable ?? true, log);
+}
+
+class PartialFileImpl implements PartialFile {
+  readonly pieceCount: number;
+  readonly resumedCount: number;
+  #bits: Bitfield;
+  #bytesVerified = 0;
+  #gen = 0;
+  #flushedGen = 0;
+  #flushing: Promise<void> | null = null;
+  #closed = false;
+
+  constructor(
+    readonly manifest: Manifest,
+    readonly baseName: string,
+    private readonly destDir: string,
+    readonly tempPath: string,
+    private readonly bitsPath: string,
+    private readonly fh: FileHandle,
+    bits: Bitfield,
+    private readonly durable: boolean,
+    private readonly log: Logger,
+  ) {
+    this.pieceCount = manifest.pieces.length;
+    this.#bits = bits;
+    this.resumedCount = bits.count;
+    for (const i of bits.indexes()) this.#bytesVerified += pieceRange(manifest, i).length;
+  }
+
+  get verifiedCount(): number {
+    return this.#bits.count;
+  }
+  get bytesVerified(): number {
+    return this.#bytesVerified;
+  }
+  get complete(): boolean {
+    return this.#bits.complete;
+  }
+  has(i: number): boolean {
+    return this.#bits.has(i);
+  }
+  missing(): number[] {
+    return this.#bits.missing();
+  }
+  bitfield(): Bitfield {
+    return this.#bits.clone();
+  }
+
+  async writeAt(offset: number, bytes: Uint8Array): Promise<void> {
+    this.#open();
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > this.manifest.size) {
+      throw new ShoalError(ErrorCode.BAD_REQUEST, `write of ${bytes.length} bytes at ${offset} is outside the file (${this.manifest.size} bytes)`);
+    }
+    const ps = this.manifest.pieceSize;
+    let pos = 0;
+    while (pos < bytes.length) {
+      const at = offset + pos;
+      const piece = Math.floor(at / ps);
+      const take = Math.min(bytes.length - pos, (piece + 1) * ps - at);
+      if (!this.#bits.has(piece)) await writeFully(this.fh, bytes.subarray(pos, pos + take), at);
+      pos += take;
+    }
+  }
+
+  async verifyPiece(i: number): Promise<boolean> {
+    this.#open();
+    this.#index(i);
+    if (this.#bits.has(i)) return true;
+    const { offset, length } = pieceRange(this.manifest, i);
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await this.fh.read(buf, got, length - got, offset + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got !== length || sha256(buf) !== this.manifest.pieces[i]) return false;
+    await this.#mark(i);
+    return true;
+  }
+
+  async writePiece(i: number, bytes: Uint8Array): Promise<boolean> {
+    this.#open();
+    this.#index(i);
+    if (this.#bits.has(i)) return true;
+    const { offset, length } = pieceRange(this.manifest, i);
+    if (bytes.length !== length || sha256(bytes) !== this.manifest.pieces[i]) return false;
+    await writeFully(this.fh, bytes, offset);
+    await this.#mark(i);
+    return true;
+  }
+
+  async finalize(): Promise<string> {
+    this.#open();
+    if (!this.#bits.complete) {
+      throw new ShoalError(ErrorCode.CONFLICT, `${this.pieceCount - this.#bits.count} of ${this.pieceCount} pieces are still missing`);
+    }
+    await this.#persist();
+    if (this.durable) await this.fh.datasync();
+    const whole = await hashPath(this.tempPath);
+    if (whole !== this.manifest.sha256) {
+      // Every piece matched but the whole did not: the manifest itself is inconsistent. Start over rather
+      // than keep bytes that can never be right.
+      this.#bits = new Bitfield(this.pieceCount);
+      this.#bytesVerified = 0;
+      await this.#persist();
+      throw new ShoalError(ErrorCode.HASH_MISMATCH, 'whole-file SHA-256 does not match the manifest', { expected: this.manifest.sha256, actual: whole });
+    }
+    await this.fh.close();
+    this.#closed = true;
+    const path = await this.#place();
+    await rm(this.bitsPath, { force: true });
+    this.log.info('file complete', { path, size: this.manifest.size });
+    return path;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#persist();
+    } finally {
+      this.#closed = true;
+      await this.fh.close();
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      await this.#flushing?.catch(() => undefined);
+      await this.fh.close().catch(() => undefined);
+    }
+    await rm(this.tempPath, { force: true });
+    await rm(this.bitsPath, { force: true });
+  }
+
+  /** Moves the temp file to the first free `name`, `name (2)`, … or reuses an identical existing file. */
+  async #place(): Promise<string> {
+    for (let n = 1; n <= 1000; n++) {
+      const candidate = join(this.destDir, n === 1 ? this.baseName : numberedName(this.baseName, n));
+      try {
+        // link() fails with EEXIST instead of replacing: no window where another file could be overwritten.
+        await link(this.tempPath, candidate);
+        await unlink(this.tempPath);
+        return candidate;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') {
+          if (await this.#sameContent(candidate)) {
+            await unlink(this.tempPath);
+            this.log.info('identical file already present', { path: candidate });
+            return candidate;
+          }
+          continue;
+        }
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+          // File systems without hard links: check then rename (a narrow race, the best they allow).
+          const exists = await lstat(candidate).then(() => true, () => false);
+          if (exists) {
+            if (await this.#sameContent(candidate)) {
+              await unlink(this.tempPath);
+              return candidate;
+            }
+            continue;
+          }
+          await rename(this.tempPath, candidate);
+          return candidate;
+        }
+        throw err;
+      }
+    }
+    throw new ShoalError(ErrorCode.CONFLICT, `too many files named like ${this.baseName}`);
+  }
+
+  async #sameContent(path: string): Promise<boolean> {
+    const st = await lstat(path).catch(() => null);
+    if (!st || !st.isFile() || st.size !== this.manifest.size) return false;
+    return (await hashPath(path).catch(() => '')) === this.manifest.sha256;
+  }
+
+  async #mark(i: number): Promise<void> {
+    if (!this.#bits.has(i)) {
+      this.#bits.set(i);
+      this.#bytesVerified += pieceRange(this.manifest, i).length;
+    }
+    await this.#persist();
+  }
+
+  /** Resolves once the sidecar on disk holds at least the current in-memory bits. Concurrent callers share
+   * flushes, so many pieces finishing together cost one fdatasync and one rename. */
+  async #persist(): Promise<void> {
+    const mine = ++this.#gen;
+    for (let tries = 0; this.#flushedGen < mine; tries++) {
+      if (tries > 1000) throw new ShoalError(ErrorCode.INTERNAL, 'resume state flush did not settle');
+      if (!this.#flushing) this.#flushing = this.#flushOnce().finally(() => (this.#flushing = null));
+      await this.#flushing;
+    }
+  }
+
+  async #flushOnce(): Promise<void> {
+    const gen = this.#gen;
+    const snapshot = encodeSidecar(this.manifest, this.#bits);
+    if (this.durable) await this.fh.datasync();
+    const tmp = `${this.bitsPath.slice(0, -'.shoal-bits'.length)}.shoal-tmp`;
+    await writeFile(tmp, snapshot);
+    await rename(tmp, this.bitsPath);
+    this.#flushedGen = gen;
+  }
+
+  #open(): void {
+    if (this.#closed) throw new ShoalError(ErrorCode.ABORTED, 'partial file is closed');
+  }
+
+  #index(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.pieceCount) throw new ShoalError(ErrorCode.BAD_REQUEST, `piece index ${i} out of range`);
+  }
+}
+
+function encodeSidecar(m: Manifest, bits: Bitfield): Buffer {
+  const out = Buffer.alloc(HEADER + bits.bytes.length);
+  MAGIC.copy(out, 0);
+  Buffer.from(m.sha256, 'hex').copy(out, 8);
+  out.writeBigUInt64BE(BigInt(m.size), 40);
+  out.writeUInt32BE(m.pieceSize, 48);
+  out.writeUInt32BE(bits.length, 52);
+  Buffer.from(bits.bytes).copy(out, HEADER);
+  return out;
+}
+
+async function readSidecar(path: string, m: Manifest, count: number): Promise<Bitfield | null> {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  if (buf.length !== HEADER + Math.ceil(count / 8) || !buf.subarray(0, 8).equals(MAGIC)) return null;
+  const same =
+    buf.subarray(8, 40).toString('hex') === m.sha256 &&
+    buf.readBigUInt64BE(40) === BigInt(m.size) &&
+    buf.readUInt32BE(48) === m.pieceSize &&
+    buf.readUInt32BE(52) === count;
+  return same ? new Bitfield(count, buf.subarray(HEADER)) : null;
+}
+
+async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+async function hashPath(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) h.update(chunk);
+  return h.digest('hex');
+}
+
+function truncateUtf8(s: string, maxBytes: number): string {
+  let out = '';
+  for (const ch of s) {
+    if (Buffer.byteLength(out + ch, 'utf8') > maxBytes) break;
+    out += ch;
+  }
+  return out;
+}
