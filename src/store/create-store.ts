@@ -1,0 +1,113 @@
+/**
+ * Opens the Store named by a URL and brings its schema up to date: `sqlite:/path/file.db` (or a plain path,
+ * or `sqlite::memory:`) for the embedded default, `postgres://…` / `postgresql://…` for PostgreSQL.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { ErrorCode, ShoalError } from '../protocol/errors.ts';
+import { silentLogger, type Logger } from '../logger.ts';
+import { KyselyStore, type Database } from './kysely-store.ts';
+import type { StoreDialect } from './migrations.ts';
+import type { Store } from './store.ts';
+
+/** Options of createStore. */
+export interface CreateStoreOptions {
+  /** `sqlite:/path/file.db`, a plain file path, `sqlite::memory:`, or `postgres://user@host:port/db`. */
+  url: string;
+  logger?: Logger;
+  /** How long SQLite waits for a lock held by another process before failing, in ms (default 5000). */
+  sqliteBusyTimeoutMs?: number;
+  /** Most PostgreSQL connections in the pool (default 10). */
+  pgPoolSize?: number;
+}
+
+/** Where a store URL points. */
+export type StoreLocation = { dialect: 'sqlite'; file: string } | { dialect: 'postgres'; url: string };
+
+/** Parses a store URL (see CreateStoreOptions.url). */
+export function parseStoreUrl(url: string): StoreLocation {
+  if (/^postgres(ql)?:\/\//i.test(url)) return { dialect: 'postgres', url };
+  if (/^file:\/\//i.test(url)) return { dialect: 'sqlite', file: fileURLToPath(url) };
+  let file = url;
+  if (/^sqlite:/i.test(url)) {
+    file = url.slice('sqlite:'.length);
+    // sqlite:///abs/path and sqlite://relative are both seen in the wild; keep one leading slash.
+    if (file.startsWith('//')) file = file.replace(/^\/\/+/, '/');
+  }
+  if (file === '') throw new ShoalError(ErrorCode.VALIDATION_FAILED, `no database file in store URL ${JSON.stringify(url)}`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(file)) {
+    throw new ShoalError(ErrorCode.VALIDATION_FAILED, `unsupported store URL ${JSON.stringify(url)}`);
+  }
+  return { dialect: 'sqlite', file };
+}
+
+// int8 (bigint, count(*)) comes back from pg as a string by default; our values are epoch ms and byte
+// counts, well inside Number's exact range, so they are parsed as numbers. Per pool, not pg's global table.
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === pg.types.builtins.INT8 && format !== 'binary'
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+function openSqlite(file: string, busyTimeoutMs: number): SqliteDatabase.Database {
+  if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const db = new SqliteDatabase(file);
+  try {
+    db.pragma('journal_mode = WAL');
+    // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    // SQLite's own lower() folds ASCII only; this one folds like PostgreSQL's under a UTF-8 locale, so
+    // case-insensitive search behaves the same on both databases.
+    db.function('lower', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v));
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+/** Opens (creating when needed) the store at `options.url` and runs its migrations. */
+export async function createStore(options: CreateStoreOptions): Promise<Store> {
+  const logger = (options.logger ?? silentLogger).child('store');
+  const loc = parseStoreUrl(options.url);
+  let db: Kysely<Database>;
+  let dialect: StoreDialect;
+  if (loc.dialect === 'sqlite') {
+    dialect = 'sqlite';
+    const sqlite = openSqlite(loc.file, options.sqliteBusyTimeoutMs ?? 5000);
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    logger.debug('opened sqlite store', { file: loc.file });
+  } else {
+    dialect = 'postgres';
+    const pool = new pg.Pool({ connectionString: loc.url, max: options.pgPoolSize ?? 10, types: pgTypes });
+    // An idle client that loses its server must not crash the process; the next query reports the failure.
+    pool.on('error', (err) => logger.warn('postgres idle client error', { err }));
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    logger.debug('opened postgres store', { host: safeHost(loc.url) });
+  }
+  const store = new KyselyStore(db, { dialect, logger });
+  try {
+    await store.migrate();
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    throw err;
+  }
+  return store;
+}
+
+/** host:port/db of a PostgreSQL URL, without credentials (for logs). */
+function safeHost(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname}`;
+  } catch {
+    return '?';
+  }
+}
