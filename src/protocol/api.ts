@@ -132,6 +132,60 @@ const GroupUserParam = z.object({ group: z.string(), username: z.string() });
 const GroupFileParam = z.object({ group: z.string(), fileId: z.string() });
 const UserParam = z.object({ username: z.string() });
 
+// ---- presence and deliveries (agents) ----------------------------------------------------------------
+
+export const DeliveryState = z.enum(['pending', 'receiving', 'delivered', 'failed']);
+/** One file × one recipient of a delivery. Rates in bytes/s. */
+export const PendingEntry = z.object({
+  deliveryId: z.string(),
+  fileId: z.string(),
+  fileName: z.string(),
+  size: z.number(),
+  username: z.string(),
+  state: DeliveryState,
+  bytes: z.number(),
+  rate: z.number(),
+  transport: z.string().nullable(),
+  deliveredAt: IsoDate.nullable(),
+  error: z.string().nullable(),
+  attempts: z.number().int(),
+});
+export type PendingEntry = z.infer<typeof PendingEntry>;
+/** A connected agent. */
+export const Receiver = z.object({
+  agentId: z.string(),
+  username: z.string(),
+  name: z.string(),
+  version: z.string(),
+  address: z.string(),
+  since: IsoDate,
+  lastSeen: IsoDate,
+  listenUrl: z.string().nullable(),
+  receiving: z.array(
+    z.object({ deliveryId: z.string(), fileName: z.string(), bytes: z.number(), size: z.number(), rate: z.number(), transport: z.string() }),
+  ),
+});
+export type Receiver = z.infer<typeof Receiver>;
+/** Where to fetch pieces; `url` null means the coordinator itself. */
+export const PieceHolder = z.object({ id: z.string(), url: z.string().nullable(), fingerprint: z.string().nullable() });
+export const SendResult = z.object({
+  username: z.string(),
+  deliveryId: z.string(),
+  outcome: z.enum(['offered', 'offline', 'delivered', 'skipped']),
+  agents: z.number().int(),
+});
+export const DeliveryInfo = z.object({
+  id: z.string(),
+  fileId: z.string(),
+  group: z.string().nullable(),
+  createdBy: z.string(),
+  createdAt: IsoDate,
+  cancelled: z.boolean(),
+  recipients: z.array(PendingEntry),
+});
+export type DeliveryInfo = z.infer<typeof DeliveryInfo>;
+const GroupDeliveryParam = z.object({ group: z.string(), deliveryId: z.string() });
+
 /** Every REST route of the coordinator. */
 export const routes = {
   register: {
@@ -266,6 +320,52 @@ export const routes = {
     method: 'GET', path: '/audit', access: 'user', summary: 'Audit log (admin; owners for their groups)',
     query: z.object({ group: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }),
     response: z.object({ entries: z.array(AuditEntry) }),
+  },
+
+  listReceivers: {
+    method: 'GET', path: '/receivers', access: 'user',
+    summary: 'Agents connected now (admins: all; owners: their group members; others: their own)',
+    query: z.object({ group: z.string().optional() }), response: z.object({ receivers: z.array(Receiver) }),
+  },
+  checkReceiver: {
+    method: 'POST', path: '/receivers/:agentId/check', access: 'user',
+    summary: 'Round-trip probe to an agent (504 NOT_ANSWERING after the timeout)',
+    params: z.object({ agentId: z.string() }), response: z.object({ agentId: z.string(), rttMs: z.number() }),
+  },
+  listPending: {
+    method: 'GET', path: '/groups/:group/pending', access: 'owner', summary: "A group's pending list: each file × member",
+    params: GroupParam, response: z.object({ entries: z.array(PendingEntry) }),
+  },
+  addPending: {
+    method: 'POST', path: '/groups/:group/pending', access: 'owner',
+    summary: "Add a catalogue file to a group's pending list (offered at once to members online)",
+    params: GroupParam, body: z.strictObject({ fileId: z.string().max(128) }), response: z.object({ delivery: DeliveryInfo }),
+  },
+  sendPending: {
+    method: 'POST', path: '/groups/:group/pending/send', access: 'owner',
+    summary: 'Offer every undelivered pending file now to every online member',
+    params: GroupParam, response: z.object({ results: z.array(SendResult) }),
+  },
+  cancelPending: {
+    method: 'DELETE', path: '/groups/:group/pending/:deliveryId', access: 'owner',
+    summary: 'Remove a file from the pending list (receivers are told to stop)', params: GroupDeliveryParam,
+  },
+  sendDirect: {
+    method: 'POST', path: '/direct', access: 'user',
+    summary: 'Send a file to one user (1:1): the body is its bytes (application/octet-stream)',
+    query: z.object({ to: z.string(), name: z.string() }), raw: true,
+    response: z.object({ delivery: DeliveryInfo, file: CatalogueFile }),
+  },
+  getDelivery: {
+    method: 'GET', path: '/deliveries/:deliveryId', access: 'user',
+    summary: 'A delivery and its recipients (its creator, a recipient, a group owner or an admin)',
+    params: z.object({ deliveryId: z.string() }), response: z.object({ delivery: DeliveryInfo }),
+  },
+  fileHolders: {
+    method: 'GET', path: '/files/:fileId/holders', access: 'user',
+    summary: 'A piece ticket and who holds a file (members of its group, or the 1:1 recipient)',
+    params: z.object({ fileId: z.string() }),
+    response: z.object({ ticket: z.string(), holders: z.array(PieceHolder), manifest: Manifest, file: CatalogueFile }),
   },
 } as const satisfies Record<string, RouteDef>;
 
