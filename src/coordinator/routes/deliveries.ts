@@ -1,0 +1,120 @@
+/**
+ * Deliveries over REST: a group's pending list (add, list, send now, cancel), 1:1 sends (upload then
+ * deliver to one user), one delivery's status, and a file's holders with a fresh piece ticket.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { DeliveryInfo } from '../../protocol/api.ts';
+import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
+import { Limits } from '../../protocol/limits.ts';
+import type { DeliveryRow, UserRow } from '../../store/store.ts';
+import type { CoordinatorContext } from '../context.ts';
+import { defineRoute } from '../define-route.ts';
+import type { DeliveryService } from '../deliveries/delivery-service.ts';
+import { checkFileName, fileType } from '../file-name.ts';
+import { createNameCache, fileView } from '../views.ts';
+
+async function deliveryInfo(ctx: CoordinatorContext, deliveries: DeliveryService, d: DeliveryRow): Promise<DeliveryInfo> {
+  const names = createNameCache(ctx.store);
+  return {
+    id: d.id,
+    fileId: d.fileId,
+    group: d.groupId ? ((await ctx.store.getGroupById(d.groupId))?.name ?? null) : null,
+    createdBy: (await names(d.createdBy)) ?? '(deleted)',
+    createdAt: new Date(d.createdAt).toISOString(),
+    cancelled: d.cancelled,
+    recipients: await deliveries.recipientsOf(d.id),
+  };
+}
+
+/** Registers the pending-list, 1:1 send, delivery status and holders routes. */
+export function registerDeliveryRoutes(app: FastifyInstance, ctx: CoordinatorContext, deps: { deliveries: DeliveryService }): void {
+  const { store } = ctx;
+  const { deliveries } = deps;
+
+  defineRoute(app, ctx, 'listPending', async ({ group }) => ({ entries: await deliveries.listPending(group.id) }));
+
+  defineRoute(app, ctx, 'addPending', async ({ group, body, user }) => {
+    const d = await deliveries.addPending(group.id, body.fileId, user.id);
+    await store.addAudit({ at: Date.now(), actorId: user.id, action: 'pending.add', groupName: group.name, target: body.fileId, detail: d.id });
+    return { delivery: await deliveryInfo(ctx, deliveries, d) };
+  });
+
+  defineRoute(app, ctx, 'sendPending', async ({ group, user }) => {
+    const results = await deliveries.sendPending(group.id);
+    await store.addAudit({ at: Date.now(), actorId: user.id, action: 'pending.send', groupName: group.name, target: null, detail: null });
+    return { results };
+  });
+
+  defineRoute(app, ctx, 'cancelPending', async ({ group, params, user }) => {
+    await deliveries.cancelDelivery(group.id, params.deliveryId);
+    await store.addAudit({ at: Date.now(), actorId: user.id, action: 'pending.cancel', groupName: group.name, target: params.deliveryId, detail: null });
+  });
+
+  const mayViewDelivery = async (d: DeliveryRow, user: UserRow): Promise<boolean> => {
+    if (user.isAdmin || d.createdBy === user.id || d.targetUserId === user.id) return true;
+    if (d.groupId === null) return false;
+    const m = await store.getMembership(d.groupId, user.id);
+    return m?.role === 'owner' || (await store.getRecipient(d.id, user.id)) !== undefined;
+  };
+
+  defineRoute(app, ctx, 'getDelivery', async ({ params, user }) => {
+    const d = await store.getDelivery(params.deliveryId);
+    if (!d || !(await mayViewDelivery(d, user))) throw new ShoalError(ErrorCode.DELIVERY_NOT_FOUND, `no delivery ${params.deliveryId}`);
+    return { delivery: await deliveryInfo(ctx, deliveries, d) };
+  });
+
+  defineRoute(app, ctx, 'fileHolders', async ({ params, user }) => {
+    const f = await store.getFile(params.fileId);
+    if (!f) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${params.fileId}`);
+    try {
+      return await deliveries.holdersFor(f.id, user.id);
+    } catch (err) {
+      // Someone who may not fetch the file learns nothing about it.
+      if (err instanceof ShoalError && err.code === ErrorCode.FORBIDDEN) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${params.fileId}`);
+      throw err;
+    }
+  });
+
+  // The 1:1 upload takes raw bytes, in its own encapsulated context like the share route.
+  app.register(async (upload) => {
+    upload.removeAllContentTypeParsers();
+    upload.addContentTypeParser('*', (_req: FastifyRequest, payload: Readable, done: (err: Error | null, body?: unknown) => void) => done(null, payload));
+    defineRoute(upload, ctx, 'sendDirect', async ({ query, body, user, req }) => {
+      const name = checkFileName(query.name);
+      const to = await store.getUserByName(query.to);
+      if (!to) throw new ShoalError(ErrorCode.USER_NOT_FOUND, `no user named ${query.to}`);
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared > Limits.uploadBytes) {
+        throw new ShoalError(ErrorCode.PAYLOAD_TOO_LARGE, `files larger than ${Limits.uploadBytes} bytes are refused`);
+      }
+      if (!body) throw new ShoalError(ErrorCode.BAD_REQUEST, 'the request body must be the file bytes');
+      const abort = new AbortController();
+      const onClose = () => {
+        if (!req.raw.complete) abort.abort();
+      };
+      req.raw.once('close', onClose);
+      let blob;
+      try {
+        blob = await ctx.blobs.ingest(body as Readable, { pieceSize: ctx.options.pieceSize, maxBytes: Limits.uploadBytes, signal: abort.signal });
+      } finally {
+        req.raw.off('close', onClose);
+      }
+      try {
+        if (Number.isFinite(declared) && declared !== blob.size) throw new ShoalError(ErrorCode.ABORTED, 'upload shorter than its Content-Length');
+        const { f, blobRow } = await store.transaction(async (tx) => {
+          const known = await tx.getBlob(blob.sha256);
+          const row = known ?? { sha256: blob.sha256, size: blob.size, pieceSize: blob.pieceSize, pieces: blob.pieces, createdAt: Date.now() };
+          if (!known) await tx.putBlob(row);
+          const file = await tx.createFile({ groupId: null, name, type: fileType(name), sha256: blob.sha256, size: blob.size, sharedBy: user.id, sharedAt: Date.now() });
+          await tx.addAudit({ at: Date.now(), actorId: user.id, action: 'file.direct', groupName: null, target: to.username, detail: `${file.id} ${blob.sha256} ${blob.size}` });
+          return { f: file, blobRow: row };
+        });
+        const d = await deliveries.sendDirect(f.id, user.id, to.id);
+        return { delivery: await deliveryInfo(ctx, deliveries, d), file: await fileView(f, blobRow, '', createNameCache(store)) };
+      } finally {
+        blob.release();
+      }
+    });
+  });
+}
