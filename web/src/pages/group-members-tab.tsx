@@ -1,0 +1,118 @@
+/** A group's members: list; owners and admins add and remove. */
+import { useState, type FormEvent } from 'react';
+import { ErrorCode } from '../../../src/protocol/errors.ts';
+import { errorMessage } from '../api.ts';
+import { ConfirmButton } from '../components/confirm-button.tsx';
+import { ErrorNotice, SelectField, TextField } from '../components/field.tsx';
+import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
+import { formatDate } from '../format.ts';
+import { useSession } from '../session.tsx';
+import { useLoad } from '../use-load.ts';
+
+/** The members tab. */
+export function MembersTab({ group, manage, onChange }: { group: string; manage: boolean; onChange: () => void }) {
+  const { api } = useSession();
+  const members = useLoad((signal) => api.call('listMembers', { params: { group }, signal }), [api, group]);
+  const changed = () => {
+    members.reload();
+    onChange();
+  };
+  return (
+    <section aria-labelledby="members-title">
+      <h2 id="members-title">Members</h2>
+      {manage && <AddMemberForm group={group} onAdded={changed} />}
+      <ErrorNotice error={members.error ? errorMessage(members.error) : null} />
+      {members.data && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">User</th>
+                <th scope="col">Role</th>
+                <th scope="col">Joined</th>
+                {manage && (
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              {members.data.members.map((m) => (
+                <tr key={m.username}>
+                  <th scope="row">{m.username}</th>
+                  <td>{m.role}</td>
+                  <td>{formatDate(m.joinedAt)}</td>
+                  {manage && (
+                    <td className="row-actions">
+                      <ConfirmButton
+                        label="Remove"
+                        accessibleLabel={`Remove ${m.username}`}
+                        question={`Remove ${m.username} from ${group}? They lose access at once.`}
+                        confirmLabel="Remove member"
+                        onConfirm={async () => {
+                          await api.call('removeMember', { params: { group, username: m.username } });
+                          changed();
+                        }}
+                      />
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function AddMemberForm({ group, onAdded }: { group: string; onAdded: () => void }) {
+  const { api } = useSession();
+  const [username, setUsername] = useState('');
+  const [role, setRole] = useState<'member' | 'owner'>('member');
+  const [errors, setErrors] = useState<FormErrors>(noErrors);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!username.trim()) {
+      setErrors({ fields: { username: 'Enter a username.' }, form: null });
+      return;
+    }
+    setBusy(true);
+    setErrors(noErrors);
+    try {
+      await api.call('addMember', { params: { group, username: username.trim() }, body: { role } });
+      setUsername('');
+      onAdded();
+    } catch (err) {
+      setErrors(
+        toFormErrors(err, { [ErrorCode.USER_NOT_FOUND]: 'username', [ErrorCode.ALREADY_MEMBER]: 'username' }, ['username']),
+      );
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form onSubmit={(e) => void submit(e)} noValidate className="inline-form card">
+      <TextField
+        label="Add a member (username)"
+        name="username"
+        autoCapitalize="none"
+        value={username}
+        onChange={(e) => setUsername(e.target.value)}
+        error={errors.fields.username}
+      />
+      <SelectField label="Role" name="role" value={role} onChange={(e) => setRole(e.target.value as 'member' | 'owner')}>
+        <option value="member">member</option>
+        <option value="owner">owner</option>
+      </SelectField>
+      <div className="actions">
+        <button type="submit" className="primary" disabled={busy}>
+          Add member
+        </button>
+      </div>
+      <ErrorNotice error={errors.form} />
+    </form>
+  );
+}
