@@ -25,6 +25,7 @@ import { registerUserRoutes } from './routes/users.ts';
 import { registerGroupRoutes } from './routes/groups.ts';
 import { registerFileRoutes } from './routes/files.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
+import { registerAgentPlane } from './deliveries/agent-plane.ts';
 
 export type { CoordinatorOptions, CoordinatorContext } from './context.ts';
 
@@ -131,6 +132,7 @@ async function buildApp(ctx: CoordinatorContext, tls: { cert: string; key: strin
   registerFileRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   // Deliveries, presence and the WebSocket hub register here, one line each.
+  await registerAgentPlane(app, ctx);
 
   const webRoot = (await hasIndex(ctx.options.webRoot)) ? resolve(ctx.options.webRoot as string) : undefined;
   if (webRoot) {

@@ -91,6 +91,8 @@ export interface DeliveryService {
   memberRemoved(groupId: string, userId: string): Promise<void>;
   /** A group is being deleted: its deliveries are cancelled. Call before the group row goes. */
   groupDeleted(groupId: string): Promise<void>;
+  /** Tells agents to stop receiving deliveries cancelled behind our back (a group deleted by its route). */
+  cancelOrphans(): Promise<void>;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -531,6 +533,21 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
         if (!d.cancelled) await cancelFor(d, null, 'group deleted');
       }
       await store.cancelDeliveriesOfGroup(groupId);
+    },
+
+    async cancelOrphans() {
+      for (const a of presence.list()) {
+        for (const deliveryId of [...a.receiving.keys()]) {
+          const d = await store.getDelivery(deliveryId);
+          if (d && !d.cancelled && (d.groupId === null || (await store.getGroupById(d.groupId)))) continue;
+          a.receiving.delete(deliveryId);
+          try {
+            a.send({ type: 'cancel', deliveryId, reason: 'delivery cancelled' });
+          } catch {
+            // Going away anyway.
+          }
+        }
+      }
     },
   };
 
