@@ -1,0 +1,488 @@
+/**
+ * Multicast receiver: joins the group, reassembles each sealed chunk from its fragments, opens it
+ * (AES-256-GCM), writes the plaintext into a PartialFile and verifies every piece whose chunks are all in.
+ * Malformed, foreign and forged input is counted by reason and dropped; nothing thrown escapes the socket
+ * handler. Memory stays bounded whatever the file size: at most `reassemblyBytes` of incomplete chunks are
+ * held in memory; older incomplete chunks are "spilled": their ciphertext goes to the chunk's place in the
+ * partial file (GCM is a stream mode, ciphertext byte i belongs to plaintext byte i), only the fragment map
+ * and the 16-byte tag stay in memory, and the chunk is read back and opened once its last fragment arrives.
+ * A restarted receiver resumes from the PartialFile's verified pieces and reports only what it lacks.
+ */
+import dgram from 'node:dgram';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Logger } from '../../logger.ts';
+import type { Manifest } from '../../protocol/api.ts';
+import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
+import { decodeDatagram, fragmentSpan, sameTransferId } from '../../protocol/datagram.ts';
+import { DatagramKind, MAX_FRAGMENTS, type DataDatagram } from '../../protocol/datagram-types.ts';
+import { createChunkSealer, SEAL_TAG_BYTES, wireTransferId } from '../../crypto/chunk-seal.ts';
+import type { PartialFile } from '../pieces/partial-file.ts';
+import type { ChunkRange, ReceiverStatus } from './receiver-status.ts';
+
+/** The PartialFile methods the receiver calls. */
+export type MulticastPartial = Pick<PartialFile, 'manifest' | 'tempPath' | 'complete' | 'has' | 'writeAt' | 'verifyPiece'>;
+
+export interface MulticastReceiverDeps {
+  logger: Logger;
+  partial: MulticastPartial;
+}
+
+export interface MulticastReceiverOptions {
+  /** Group address (IPv4 multicast). */
+  address: string;
+  /** Group UDP port. */
+  port: number;
+  /** Local interface address to join on (e.g. 10.77.0.11, 127.0.0.1); the kernel picks when omitted. */
+  interface?: string;
+  /** 32-byte AES-256-GCM key of the transfer. */
+  key: Uint8Array;
+  /** Transfer id (the string the coordinator hands out) or its 8-byte wire form. */
+  transferId: string | Uint8Array;
+  manifest: Manifest;
+  /** Plaintext bytes per chunk; must divide the piece size when the file has several pieces. */
+  chunkSize: number;
+  /** Name reported in status(). */
+  receiverId?: string;
+  /** SO_RCVBUF to ask for, bytes (default 4 MiB; the kernel may grant less, which is logged). */
+  recvBufferBytes?: number;
+  /** Memory for incomplete chunks, bytes (default 16 MiB); older incomplete chunks spill to disk. */
+  reassemblyBytes?: number;
+  /** Most chunks reported in part (with fragment lists) per status; the rest are reported whole. */
+  maxPartialReports?: number;
+  /**
+   * TEST KNOB ONLY: drop this fraction (0..1) of arriving datagrams before looking at them, to exercise
+   * repair on loopback where the kernel loses nothing. Never set it in production (the namespace bed gives
+   * real loss).
+   */
+  simulateLossRate?: number;
+}
+
+/** Why datagrams were dropped. */
+export interface RejectCounts {
+  /** Not a datagram of ours: bad header, lengths, fields, chunk index or fragment geometry. */
+  malformed: number;
+  /** Well-formed but for another transfer. */
+  wrongTransfer: number;
+  /** Chunks that failed authentication (forged or corrupted fragments); counted per chunk. */
+  auth: number;
+  /** Dropped because the disk fell behind or too many chunks were incomplete at once. */
+  overload: number;
+}
+
+export interface MulticastReceiverStats {
+  /** Datagrams that reached the handler (incl. rejected and duplicates). */
+  datagrams: number;
+  /** Bytes that reached the handler. */
+  bytes: number;
+  /** Fragments of chunks already held or already received. */
+  duplicates: number;
+  rejected: RejectCounts;
+  /** Chunks authenticated and written. */
+  chunks: number;
+  /** Pieces verified by this receiver (not counting resumed ones). */
+  pieces: number;
+  /** Pieces whose hash did not match after all their chunks were written (refetched). */
+  pieceFailures: number;
+  /** Chunks whose ciphertext went to disk before they were complete. */
+  spilled: number;
+  /** Dropped by the simulateLossRate test knob. */
+  simulatedDrops: number;
+  /** SO_RCVBUF granted by the kernel, bytes (Linux reports twice the usable size). */
+  recvBufferBytes: number;
+}
+
+export interface MulticastReceiver {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+  /** What this receiver lacks; only missing chunks (and missing fragments of partly held ones) are listed. */
+  status(): ReceiverStatus;
+  readonly stats: MulticastReceiverStats;
+  /** Resolves once the sender's end of pass `pass` (or a later one) was seen, or after `timeoutMs`. */
+  waitPassEnd(pass: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** Resolves when every piece of the file is verified (rejects with ABORTED on signal or stop). */
+  whenComplete(signal?: AbortSignal): Promise<void>;
+}
+
+const MISSING = 0;
+const COMPLETING = 1;
+const DONE = 2;
+/** Disk operations allowed to queue before new complete chunks are dropped (and repaired later). */
+const MAX_IO_QUEUE = 1024;
+/** Most spilled chunks remembered; beyond that a chunk's fragments are dropped and it is asked for whole. */
+const MAX_SPILLED = 262_144;
+
+interface Entry {
+  epoch: number;
+  count: number;
+  got: Uint8Array;
+  gotCount: number;
+  /** Whole sealed chunk while in memory; null once spilled. */
+  buf: Buffer | null;
+  /** Tag bytes once spilled (the ciphertext is on disk). */
+  tag: Buffer | null;
+}
+
+/** Creates a receiver; call start() to join the group. */
+export function createMulticastReceiver(deps: MulticastReceiverDeps, options: MulticastReceiverOptions): MulticastReceiver {
+  const log = deps.logger.child('multicast:receiver');
+  const { partial } = deps;
+  const m = options.manifest;
+  const chunkSize = options.chunkSize;
+  if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 16 * 1024 * 1024) throw new ShoalError(ErrorCode.BAD_REQUEST, 'chunk size out of range');
+  if (m.pieces.length > 1 && m.pieceSize % chunkSize !== 0) throw new ShoalError(ErrorCode.BAD_REQUEST, 'chunk size must divide the piece size');
+  const tid = typeof options.transferId === 'string' ? wireTransferId(options.transferId) : options.transferId;
+  const sealer = createChunkSealer(options.key, tid);
+  const receiverId = options.receiverId ?? 'receiver';
+  const chunkCount = Math.ceil(m.size / chunkSize);
+  const chunksPerPiece = m.pieces.length > 1 ? m.pieceSize / chunkSize : Math.max(1, chunkCount);
+  const maxMem = Math.max(1, Math.floor((options.reassemblyBytes ?? 16 * 1024 * 1024) / (chunkSize + SEAL_TAG_BYTES)));
+  const maxPartial = options.maxPartialReports ?? 16_384;
+  const dropRate = options.simulateLossRate ?? 0;
+
+  const state = new Uint8Array(chunkCount);
+  const pieceLeft = new Int32Array(m.pieces.length);
+  const mem = new Map<number, Entry>();
+  const spilled = new Map<number, Entry>();
+  const stats: MulticastReceiverStats = {
+    datagrams: 0, bytes: 0, duplicates: 0,
+    rejected: { malformed: 0, wrongTransfer: 0, auth: 0, overload: 0 },
+    chunks: 0, pieces: 0, pieceFailures: 0, spilled: 0, simulatedDrops: 0, recvBufferBytes: 0,
+  };
+  let socket: dgram.Socket | null = null;
+  let readHandle: Promise<FileHandle> | null = null;
+  let stopped = false;
+  let lastPassEnd = 0;
+  let passDatagrams = 0;
+  let lossRate = 0;
+  const passWaiters = new Set<() => void>();
+  const completeWaiters = new Set<() => void>();
+
+  // One serial queue for every disk operation, so that a spilled chunk's ciphertext writes land before the
+  // read-back that opens it, and plaintext lands after both.
+  let ioTail: Promise<void> = Promise.resolve();
+  let ioQueued = 0;
+  const io = (what: string, fn: () => Promise<void>) => {
+    ioQueued++;
+    ioTail = ioTail.then(fn).catch((err: unknown) => log.warn('disk operation failed', { what, err })).finally(() => void ioQueued--);
+  };
+
+  const plainLength = (c: number) => Math.min(chunkSize, m.size - c * chunkSize);
+  const pieceOf = (c: number) => Math.floor(c / chunksPerPiece);
+
+  function resetFromPartial(): void {
+    state.fill(MISSING);
+    pieceLeft.fill(0);
+    for (let c = 0; c < chunkCount; c++) {
+      if (partial.has(pieceOf(c))) state[c] = DONE;
+      else pieceLeft[pieceOf(c)]++;
+    }
+  }
+  resetFromPartial();
+
+  function checkComplete(): void {
+    if (!partial.complete) return;
+    for (const w of completeWaiters) w();
+  }
+
+  function markChunkDone(c: number): void {
+    state[c] = DONE;
+    stats.chunks++;
+    const p = pieceOf(c);
+    if (--pieceLeft[p] === 0) {
+      io('verify', async () => {
+        if (await partial.verifyPiece(p)) {
+          stats.pieces++;
+          checkComplete();
+        } else {
+          stats.pieceFailures++;
+          log.warn('piece failed verification after multicast; asking for it again', { piece: p });
+          for (let k = p * chunksPerPiece; k < Math.min(chunkCount, (p + 1) * chunksPerPiece); k++) {
+            if (state[k] === DONE) { state[k] = MISSING; pieceLeft[p]++; }
+          }
+        }
+      });
+    }
+  }
+
+  function openAndWrite(c: number, e: Entry, sealed: Uint8Array): Promise<void> {
+    let plain: Buffer;
+    try {
+      plain = sealer.open(c, e.epoch, sealed);
+    } catch {
+      stats.rejected.auth++;
+      state[c] = MISSING;
+      return Promise.resolve();
+    }
+    return partial.writeAt(c * chunkSize, plain).then(() => markChunkDone(c), (err: unknown) => {
+      state[c] = MISSING;
+      log.warn('chunk write failed', { chunk: c, err });
+    });
+  }
+
+  function readHandleOnce(): Promise<FileHandle> {
+    readHandle ??= open(partial.tempPath, 'r');
+    return readHandle;
+  }
+
+  async function openSpilled(c: number, e: Entry): Promise<void> {
+    const len = plainLength(c);
+    const sealed = Buffer.allocUnsafe(len + SEAL_TAG_BYTES);
+    const fh = await readHandleOnce();
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await fh.read(sealed, got, len - got, c * chunkSize + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got !== len) {
+      state[c] = MISSING;
+      return;
+    }
+    e.tag!.copy(sealed, len);
+    await openAndWrite(c, e, sealed);
+  }
+
+  function complete(c: number, e: Entry): void {
+    mem.delete(c);
+    spilled.delete(c);
+    if (ioQueued >= MAX_IO_QUEUE) {
+      stats.rejected.overload++;
+      return;
+    }
+    state[c] = COMPLETING;
+    if (e.buf) {
+      const sealed = e.buf;
+      io('chunk', () => openAndWrite(c, e, sealed));
+    } else {
+      io('spilled chunk', () => openSpilled(c, e));
+    }
+  }
+
+  /** Places sealed bytes [off, off+bytes) of a spilled chunk: ciphertext to disk, tag bytes to memory. */
+  function placeSpilled(c: number, e: Entry, off: number, bytes: Uint8Array): void {
+    const len = plainLength(c);
+    if (off < len) {
+      const ct = bytes.subarray(0, Math.min(bytes.length, len - off));
+      io('spill', () => partial.writeAt(c * chunkSize + off, ct));
+    }
+    const tagFrom = Math.max(off, len);
+    if (off + bytes.length > len) e.tag!.set(bytes.subarray(tagFrom - off), tagFrom - len);
+  }
+
+  function spillOldest(): void {
+    const first = mem.entries().next();
+    if (first.done) return;
+    const [c, e] = first.value;
+    mem.delete(c);
+    if (spilled.size >= MAX_SPILLED || ioQueued >= MAX_IO_QUEUE) {
+      stats.rejected.overload++;
+      return;
+    }
+    const buf = e.buf!;
+    const sealedLen = plainLength(c) + SEAL_TAG_BYTES;
+    e.buf = null;
+    e.tag = Buffer.alloc(SEAL_TAG_BYTES);
+    // Coalesce runs of received fragments into one write each.
+    let runStart = -1;
+    for (let f = 0; f <= e.count; f++) {
+      const have = f < e.count && e.got[f] === 1;
+      if (have && runStart < 0) runStart = f;
+      if (!have && runStart >= 0) {
+        const a = fragmentSpan(sealedLen, e.count, runStart).offset;
+        const last = fragmentSpan(sealedLen, e.count, f - 1);
+        placeSpilled(c, e, a, buf.subarray(a, last.offset + last.length));
+        runStart = -1;
+      }
+    }
+    spilled.set(c, e);
+    stats.spilled++;
+  }
+
+  function onData(d: DataDatagram): void {
+    const c = d.chunk;
+    if (c >= chunkCount) { stats.rejected.malformed++; return; }
+    const sealedLen = plainLength(c) + SEAL_TAG_BYTES;
+    if (d.fragments > sealedLen) { stats.rejected.malformed++; return; }
+    const span = fragmentSpan(sealedLen, d.fragments, d.fragment);
+    if (span.length !== d.payload.length || span.length === 0) { stats.rejected.malformed++; return; }
+    passDatagrams++;
+    if (state[c] !== MISSING) { stats.duplicates++; return; }
+    let e = mem.get(c) ?? spilled.get(c);
+    if (e && (e.epoch !== d.epoch || e.count !== d.fragments)) {
+      // A newer epoch replaces what we held (the sender resealed); anything else inconsistent is dropped.
+      if (d.epoch <= e.epoch) { stats.rejected.malformed++; return; }
+      mem.delete(c);
+      spilled.delete(c);
+      e = undefined;
+    }
+    if (!e) {
+      if (mem.size >= maxMem) spillOldest();
+      e = { epoch: d.epoch, count: d.fragments, got: new Uint8Array(d.fragments), gotCount: 0, buf: Buffer.allocUnsafe(sealedLen), tag: null };
+      mem.set(c, e);
+    }
+    if (e.got[d.fragment] === 1) { stats.duplicates++; return; }
+    e.got[d.fragment] = 1;
+    e.gotCount++;
+    if (e.buf) e.buf.set(d.payload, span.offset);
+    else placeSpilled(c, e, span.offset, d.payload);
+    if (e.gotCount === e.count) complete(c, e);
+  }
+
+  function onMessage(msg: Buffer): void {
+    stats.datagrams++;
+    stats.bytes += msg.length;
+    if (dropRate > 0 && Math.random() < dropRate) { stats.simulatedDrops++; return; }
+    let d;
+    try {
+      d = decodeDatagram(msg);
+    } catch {
+      stats.rejected.malformed++;
+      return;
+    }
+    if (!sameTransferId(d.transferId, tid)) { stats.rejected.wrongTransfer++; return; }
+    switch (d.kind) {
+      case DatagramKind.DATA:
+        onData(d);
+        return;
+      case DatagramKind.PASS_END:
+        if (d.pass > lastPassEnd) {
+          lastPassEnd = d.pass;
+          lossRate = d.sent > 0 ? Math.min(1, Math.max(0, 1 - passDatagrams / d.sent)) : 0;
+          passDatagrams = 0;
+          for (const w of passWaiters) w();
+        }
+        return;
+      default: {
+        const never: never = d;
+        void never;
+      }
+    }
+  }
+
+  const receiver: MulticastReceiver = {
+    stats,
+    async start() {
+      if (socket) return;
+      stopped = false;
+      if (m.size === 0 && !partial.has(0)) await partial.verifyPiece(0);
+      const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+      s.on('error', (err) => log.warn('socket error', { err }));
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        // Bound to the group address, not 0.0.0.0: Linux would otherwise also deliver datagrams of other
+        // groups joined on this host with the same port.
+        s.bind({ port: options.port, address: options.address, exclusive: false }, () => {
+          s.off('error', reject);
+          resolve();
+        });
+      });
+      try {
+        s.addMembership(options.address, options.interface);
+        const want = options.recvBufferBytes ?? 4 * 1024 * 1024;
+        try {
+          s.setRecvBufferSize(want);
+        } catch (err) {
+          log.warn('could not set receive buffer', { want, err });
+        }
+        stats.recvBufferBytes = s.getRecvBufferSize();
+        const level = stats.recvBufferBytes < want ? 'warn' : 'info';
+        log[level]('joined multicast group', { group: options.address, port: options.port, interface: options.interface, recvBufferAsked: want, recvBufferGranted: stats.recvBufferBytes, chunks: chunkCount, resumedChunks: chunkCount - countMissing() });
+      } catch (err) {
+        s.close();
+        throw new ShoalError(ErrorCode.UNREACHABLE, `cannot join ${options.address} on ${options.interface ?? 'default interface'}`, undefined, { cause: err });
+      }
+      s.on('message', (msg) => {
+        try {
+          onMessage(msg);
+        } catch (err) {
+          stats.rejected.malformed++;
+          log.debug('datagram handler failed', { err });
+        }
+      });
+      socket = s;
+      checkComplete();
+    },
+    async stop() {
+      stopped = true;
+      const s = socket;
+      socket = null;
+      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+      await ioTail;
+      const fh = readHandle;
+      readHandle = null;
+      if (fh) await (await fh.catch(() => null))?.close();
+      mem.clear();
+      spilled.clear();
+      for (const w of completeWaiters) w();
+      for (const w of passWaiters) w();
+    },
+    async [Symbol.asyncDispose]() {
+      await receiver.stop();
+    },
+    status() {
+      const missing: ChunkRange[] = [];
+      const partialList: Array<[number, number[]]> = [];
+      let runStart = -1;
+      const flush = (end: number) => {
+        if (runStart >= 0) missing.push([runStart, end]);
+        runStart = -1;
+      };
+      for (let c = 0; c < chunkCount; c++) {
+        if (state[c] !== MISSING) { flush(c); continue; }
+        const e = mem.get(c) ?? spilled.get(c);
+        if (e && e.gotCount > 0 && partialList.length < maxPartial) {
+          flush(c);
+          const frags: number[] = [];
+          for (let f = 0; f < e.count && frags.length < MAX_FRAGMENTS; f++) if (e.got[f] === 0) frags.push(f);
+          partialList.push([c, frags]);
+          continue;
+        }
+        if (runStart < 0) runStart = c;
+      }
+      flush(chunkCount);
+      return { receiverId, missing, partial: partialList, received: chunkCount - countMissing(), lossRate };
+    },
+    waitPassEnd(pass, timeoutMs, signal) {
+      if (lastPassEnd >= pass) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => {
+        const done = (v: boolean) => {
+          clearTimeout(timer);
+          passWaiters.delete(w);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(v);
+        };
+        const w = () => { if (lastPassEnd >= pass || stopped) done(lastPassEnd >= pass); };
+        const onAbort = () => done(false);
+        const timer = setTimeout(() => done(false), timeoutMs);
+        passWaiters.add(w);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+    whenComplete(signal) {
+      if (partial.complete) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const done = () => {
+          completeWaiters.delete(w);
+          signal?.removeEventListener('abort', onAbort);
+        };
+        const w = () => {
+          if (partial.complete) { done(); resolve(); }
+          else if (stopped) { done(); reject(new ShoalError(ErrorCode.ABORTED, 'receiver stopped before the file was complete')); }
+        };
+        const onAbort = () => { done(); reject(new ShoalError(ErrorCode.ABORTED, 'aborted')); };
+        if (signal?.aborted) return onAbort();
+        completeWaiters.add(w);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+  };
+
+  function countMissing(): number {
+    let n = 0;
+    for (let c = 0; c < chunkCount; c++) if (state[c] !== DONE) n++;
+    return n;
+  }
+
+  return receiver;
+}

@@ -1,0 +1,343 @@
+/**
+ * Multicast sender: reads a file in chunks (bounded read-ahead, flat memory for any size), seals each chunk
+ * once (AES-256-GCM), cuts it into MTU-sized datagrams and sends them to the group, paced by a token bucket
+ * that counts whole frames (payload + UDP/IP/Ethernet headers) so that `rateBps` means what a link shaper
+ * sees. The transfer runs in passes: pass 1 sends everything; then the sender asks every receiver what it
+ * lacks (deps.collectStatus) and the next pass sends only the union — whole chunks, or single fragments of
+ * chunks a receiver holds in part. It stops when nobody misses anything or after `maxPasses`; receivers that
+ * still lack something finish through the swarm. The rate backs off when receivers report heavy loss and
+ * climbs back towards the ceiling when they do not, never below `minRateBps`.
+ */
+import dgram from 'node:dgram';
+import { open, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../../logger.ts';
+import type { Manifest } from '../../protocol/api.ts';
+import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
+import { encodeDatagram, fragmentLayout, fragmentSpan, writeHeader } from '../../protocol/datagram.ts';
+import {
+  DATAGRAM_HEADER_BYTES,
+  DatagramKind,
+  ETHERNET_OVERHEAD_BYTES,
+  IP_UDP_OVERHEAD_BYTES,
+  MAX_DATAGRAM_BYTES,
+} from '../../protocol/datagram-types.ts';
+import { createChunkSealer, SEAL_TAG_BYTES, wireTransferId } from '../../crypto/chunk-seal.ts';
+import { missingChunkCount, planRepair, type ReceiverStatus } from './receiver-status.ts';
+
+export interface MulticastSenderDeps {
+  logger: Logger;
+  /** Asks every receiver of the transfer for its status after pass `pass` (bounded by the caller). */
+  collectStatus(pass: number, signal: AbortSignal): Promise<ReceiverStatus[]>;
+}
+
+export interface MulticastSenderOptions {
+  /** Group address (IPv4 multicast). */
+  address: string;
+  /** Group UDP port. */
+  port: number;
+  /** Local interface address to send from (multi-homed hosts); the kernel's route decides when omitted. */
+  interface?: string;
+  /** Multicast TTL (default 1: the local link only). */
+  ttl?: number;
+  /** Deliver to listeners on this host too (default true: an agent may run beside the coordinator). */
+  loopback?: boolean;
+  /** Path MTU, bytes (default 1500). */
+  mtu?: number;
+  /** Plaintext bytes per sealed chunk (see defaultChunkSize); must divide the piece size. */
+  chunkSize: number;
+  /** Rate ceiling, bits/s on the wire (frames incl. UDP/IP/Ethernet headers). */
+  rateBps: number;
+  /** Floor of the adaptive rate, bits/s (default rateBps / 8). */
+  minRateBps?: number;
+  /** Most passes, the first included (default 8). */
+  maxPasses?: number;
+  /** 32-byte AES-256-GCM key. */
+  key: Uint8Array;
+  /** Transfer id (the string the coordinator hands out) or its 8-byte wire form. */
+  transferId: string | Uint8Array;
+  /** Nonce generation: bump it when a transfer is restarted with the same key (default 0). */
+  epoch?: number;
+  manifest: Manifest;
+  /** The file to send. */
+  path: string;
+  /** SO_SNDBUF, bytes (default 1 MiB: large enough for bursts, small enough that a shaper back-pressures
+   * the socket instead of dropping). */
+  sendBufferBytes?: number;
+  /** File bytes read ahead of the sender, bytes (default 8 MiB). */
+  readAheadBytes?: number;
+  /** Pause after the end-of-pass marker before asking for status, ms (default 20). */
+  passGraceMs?: number;
+  /** Loss rate above which the rate backs off (default 0.1). */
+  backoffLoss?: number;
+}
+
+/** What one pass did. */
+export interface PassReport {
+  pass: number;
+  /** Chunks touched (whole or in part). */
+  chunks: number;
+  /** DATA datagrams sent. */
+  datagrams: number;
+  /** Bytes on the wire incl. UDP/IP/Ethernet headers. */
+  wireBytes: number;
+  /** Pacing rate of this pass, bits/s. */
+  rateBps: number;
+  /** Duration of the sending part, ms. */
+  ms: number;
+  /** Per receiver: chunks still incomplete after the pass. */
+  missing: Record<string, number>;
+  /** Per receiver: reported loss rate of the pass. */
+  loss: Record<string, number>;
+}
+
+export interface SendResult {
+  passes: PassReport[];
+  /** True when every receiver that answered holds everything. */
+  complete: boolean;
+  /** Receivers that still lack chunks (they finish through the swarm). */
+  incomplete: string[];
+  /** Rate the sender ended at, bits/s. */
+  finalRateBps: number;
+  /** DATA datagrams over all passes. */
+  datagrams: number;
+  /** Wire bytes over all passes (DATA and markers). */
+  wireBytes: number;
+}
+
+export interface MulticastSender {
+  /** Sends the file to the group until every receiver has it or the passes run out. */
+  run(signal: AbortSignal): Promise<SendResult>;
+}
+
+/** A chunk size whose sealed form fills whole datagrams at `mtu` and stays near 64 KiB, bytes. */
+export function defaultChunkSize(_mtu = 1500): number {
+  // Pieces are 4 MiB (or a smaller power of two) and chunks must divide them: 64 KiB costs 0.15% more frames
+  // than a size fitted to the MTU, which is not worth a non-aligned geometry.
+  return 64 * 1024;
+}
+
+/** Creates a sender for one transfer. */
+export function createMulticastSender(deps: MulticastSenderDeps, options: MulticastSenderOptions): MulticastSender {
+  const log = deps.logger.child('multicast:sender');
+  const m = options.manifest;
+  const chunkSize = options.chunkSize;
+  const mtu = options.mtu ?? 1500;
+  if (!Number.isInteger(mtu) || mtu < 576 || mtu > MAX_DATAGRAM_BYTES + IP_UDP_OVERHEAD_BYTES) throw new ShoalError(ErrorCode.BAD_REQUEST, `mtu ${mtu} out of range`);
+  if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 16 * 1024 * 1024) throw new ShoalError(ErrorCode.BAD_REQUEST, 'chunk size out of range');
+  if (m.pieces.length > 1 && m.pieceSize % chunkSize !== 0) throw new ShoalError(ErrorCode.BAD_REQUEST, 'chunk size must divide the piece size');
+  if (!(options.rateBps > 0)) throw new ShoalError(ErrorCode.BAD_REQUEST, 'rate must be positive');
+  const maxPayload = mtu - IP_UDP_OVERHEAD_BYTES - DATAGRAM_HEADER_BYTES;
+  const tid = typeof options.transferId === 'string' ? wireTransferId(options.transferId) : options.transferId;
+  const sealer = createChunkSealer(options.key, tid);
+  const epoch = options.epoch ?? 0;
+  const chunkCount = Math.ceil(m.size / chunkSize);
+  const plainLength = (c: number) => Math.min(chunkSize, m.size - c * chunkSize);
+  const layout = (c: number) => fragmentLayout(plainLength(c) + SEAL_TAG_BYTES, maxPayload);
+  // Fragment geometry is checked up front (throws if a chunk needs too many fragments at this MTU).
+  if (chunkCount > 0) layout(0);
+  const ceiling = options.rateBps;
+  const floor = Math.min(ceiling, options.minRateBps ?? ceiling / 8);
+  const maxPasses = Math.max(1, options.maxPasses ?? 8);
+  const readAhead = Math.max(2, Math.floor((options.readAheadBytes ?? 8 * 1024 * 1024) / chunkSize));
+  const backoffLoss = options.backoffLoss ?? 0.1;
+  /** Tag of each chunk's first seal: a reseal must reproduce it (same nonce must mean same plaintext). */
+  const tags = Buffer.alloc(chunkCount * SEAL_TAG_BYTES);
+  const tagKnown = new Uint8Array(chunkCount);
+
+  async function openSocket(): Promise<dgram.Socket> {
+    const s = dgram.createSocket({ type: 'udp4' });
+    s.on('error', (err) => log.warn('socket error', { err }));
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      // Unconnected and bound: send(buf, port, address) per datagram (see ../shared/bench/README.md).
+      s.bind({ port: 0, address: options.interface }, () => {
+        s.off('error', reject);
+        resolve();
+      });
+    });
+    if (options.interface) s.setMulticastInterface(options.interface);
+    s.setMulticastTTL(options.ttl ?? 1);
+    s.setMulticastLoopback(options.loopback ?? true);
+    const want = options.sendBufferBytes ?? 1024 * 1024;
+    try {
+      s.setSendBufferSize(want);
+    } catch (err) {
+      log.warn('could not set send buffer', { want, err });
+    }
+    log.info('sending to multicast group', { group: options.address, port: options.port, interface: options.interface, sendBufferGranted: s.getSendBufferSize(), chunks: chunkCount, size: m.size });
+    return s;
+  }
+
+  /** Token bucket over wire bytes; sleeps in ~1 ms steps (a timer per datagram would be far too coarse). */
+  function createPacer(socket: dgram.Socket, initialBps: number) {
+    let bytesPerMs = initialBps / 8 / 1000;
+    let tokens = 0;
+    let last = performance.now();
+    let burst = 0;
+    const setRate = (bps: number) => {
+      bytesPerMs = bps / 8 / 1000;
+      // ~4 ms of credit: timers fire late by about a millisecond, and unspent credit must not be lost.
+      burst = Math.max(4 * (mtu + ETHERNET_OVERHEAD_BYTES), bytesPerMs * 4);
+    };
+    setRate(initialBps);
+    const queueLimit = 512 * 1024;
+    return {
+      setRate,
+      /** Sends every datagram in `list`, pacing; returns wire bytes. */
+      async send(list: Uint8Array[], signal: AbortSignal): Promise<number> {
+        let wire = 0;
+        let i = 0;
+        for (let rounds = 0; i < list.length; rounds++) {
+          const now = performance.now();
+          tokens = Math.min(burst, tokens + (now - last) * bytesPerMs);
+          last = now;
+          if (socket.getSendQueueSize() < queueLimit) {
+            while (i < list.length) {
+              const cost = list[i].byteLength + IP_UDP_OVERHEAD_BYTES + ETHERNET_OVERHEAD_BYTES;
+              if (tokens < cost) break;
+              tokens -= cost;
+              wire += cost;
+              socket.send(list[i], options.port, options.address);
+              i++;
+            }
+          }
+          if (i < list.length) {
+            if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'multicast send aborted');
+            await sleep(1);
+          }
+        }
+        return wire;
+      },
+    };
+  }
+
+  /** Reads chunks in the given (ascending) order with `readAhead` reads in flight. */
+  async function* readChunks(fh: FileHandle, chunks: number[]): AsyncGenerator<[number, Buffer]> {
+    const inflight: Array<Promise<Buffer>> = [];
+    let next = 0;
+    const readOne = async (c: number) => {
+      const len = plainLength(c);
+      const buf = Buffer.allocUnsafe(len);
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await fh.read(buf, got, len - got, c * chunkSize + got);
+        if (bytesRead === 0) throw new ShoalError(ErrorCode.HASH_MISMATCH, `file ${options.path} is shorter than its manifest`);
+        got += bytesRead;
+      }
+      return buf;
+    };
+    try {
+      for (let k = 0; k < chunks.length; k++) {
+        while (next < chunks.length && inflight.length < readAhead) {
+          const p = readOne(chunks[next++]);
+          p.catch(() => undefined);
+          inflight.push(p);
+        }
+        yield [chunks[k], await inflight.shift()!];
+      }
+    } finally {
+      await Promise.allSettled(inflight);
+    }
+  }
+
+  function sealChunk(c: number, plain: Buffer): Buffer {
+    const known = tagKnown[c] === 1;
+    const sealed = sealer.seal(c, epoch, plain, known ? tags.subarray(c * SEAL_TAG_BYTES, (c + 1) * SEAL_TAG_BYTES) : undefined);
+    if (!known) {
+      sealed.copy(tags, c * SEAL_TAG_BYTES, sealed.length - SEAL_TAG_BYTES);
+      tagKnown[c] = 1;
+    }
+    return sealed;
+  }
+
+  /** Datagrams for the listed fragments of a sealed chunk, in one backing buffer. */
+  function datagrams(c: number, sealed: Buffer, only: Set<number> | undefined): Uint8Array[] {
+    const { count, size } = layout(c);
+    const slot = DATAGRAM_HEADER_BYTES + size;
+    const n = only ? only.size : count;
+    const backing = Buffer.allocUnsafe(slot * n);
+    const out: Uint8Array[] = [];
+    let at = 0;
+    for (let f = 0; f < count; f++) {
+      if (only && !only.has(f)) continue;
+      const span = fragmentSpan(sealed.length, count, f);
+      writeHeader(backing, at, DatagramKind.DATA, tid, c, epoch, f, count, span.length);
+      sealed.copy(backing, at + DATAGRAM_HEADER_BYTES, span.offset, span.offset + span.length);
+      out.push(backing.subarray(at, at + DATAGRAM_HEADER_BYTES + span.length));
+      at += slot;
+    }
+    return out;
+  }
+
+  return {
+    async run(signal) {
+      const fh = await open(options.path, 'r');
+      let socket: dgram.Socket | null = null;
+      try {
+        const st = await fh.stat();
+        if (st.size !== m.size) throw new ShoalError(ErrorCode.HASH_MISMATCH, `file is ${st.size} bytes, manifest says ${m.size}`);
+        socket = await openSocket();
+        let rate = ceiling;
+        const pacer = createPacer(socket, rate);
+        const passes: PassReport[] = [];
+        let total = { datagrams: 0, wireBytes: 0 };
+        let work: { chunks: number[]; fragments: Map<number, Set<number>> } = { chunks: Array.from({ length: chunkCount }, (_, i) => i), fragments: new Map() };
+        let incomplete: string[] = [];
+        let complete = false;
+        for (let pass = 1; pass <= maxPasses; pass++) {
+          pacer.setRate(rate);
+          const t0 = performance.now();
+          let sent = 0;
+          let wire = 0;
+          for await (const [c, plain] of readChunks(fh, work.chunks)) {
+            if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'multicast send aborted');
+            const list = datagrams(c, sealChunk(c, plain), work.fragments.get(c));
+            wire += await pacer.send(list, signal);
+            sent += list.length;
+          }
+          const marker = encodeDatagram({ kind: DatagramKind.PASS_END, transferId: tid, pass, sent });
+          for (let k = 0; k < 3; k++) {
+            wire += await pacer.send([marker], signal);
+            await sleep(1, undefined, { signal }).catch(() => undefined);
+          }
+          // Let the socket queue drain before asking: a status taken while datagrams are queued asks for them again.
+          for (let k = 0; k < 2000 && socket.getSendQueueCount() > 0; k++) await sleep(1);
+          const ms = performance.now() - t0;
+          await sleep(options.passGraceMs ?? 20, undefined, { signal }).catch(() => undefined);
+          if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'multicast send aborted');
+          const statuses = await deps.collectStatus(pass, signal);
+          const report: PassReport = { pass, chunks: work.chunks.length, datagrams: sent, wireBytes: wire, rateBps: rate, ms: Math.round(ms), missing: {}, loss: {} };
+          for (const s of statuses) {
+            report.missing[s.receiverId] = missingChunkCount(s);
+            report.loss[s.receiverId] = s.lossRate;
+          }
+          passes.push(report);
+          total = { datagrams: total.datagrams + sent, wireBytes: total.wireBytes + wire };
+          incomplete = statuses.filter((s) => missingChunkCount(s) > 0).map((s) => s.receiverId);
+          log.info('pass done', { pass, chunks: report.chunks, datagrams: sent, wireBytes: wire, rateBps: Math.round(rate), ms: report.ms, incomplete: incomplete.length, receivers: statuses.length });
+          if (incomplete.length === 0) {
+            complete = true;
+            break;
+          }
+          // Adapt: receivers that lost most of a pass are not reached by multicast at all (they finish by
+          // unicast); their loss says nothing about congestion.
+          const losses = statuses.map((s) => s.lossRate).filter((l) => l < 0.5);
+          const worst = losses.length ? Math.max(...losses) : 0;
+          if (worst > backoffLoss) rate = Math.max(floor, rate * Math.max(0.5, 1 - 2 * worst));
+          else if (worst < backoffLoss / 2) rate = Math.min(ceiling, rate * 1.25);
+          const plan = planRepair(statuses, chunkCount, (c) => layout(c).count);
+          const chunks = [...new Set([...plan.whole, ...plan.fragments.keys()])].sort((a, b) => a - b);
+          work = { chunks, fragments: plan.fragments };
+        }
+        return { passes, complete, incomplete: complete ? [] : incomplete, finalRateBps: rate, ...total };
+      } finally {
+        if (socket) {
+          const s = socket;
+          await new Promise<void>((resolve) => s.close(() => resolve()));
+        }
+        await fh.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * Multicast over loopback: a real sender and real receivers on 127.0.0.1 with multicast loopback on, in one
+ * process; collectStatus asks the receivers directly (the agent does it over its WebSocket).
+ * Loss: receivers on loopback lose only what overflows their buffers, so one receiver per test uses the
+ * documented `simulateLossRate` test knob to make repair passes happen; real network loss is exercised on
+ * the namespace bed (testbed.test.ts).
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { silentLogger } from '../../src/logger.ts';
+import { openPartialFile, type PartialFile } from '../../src/transfer/pieces/partial-file.ts';
+import { createMulticastReceiver, type MulticastReceiver } from '../../src/transfer/multicast/receiver.ts';
+import { createMulticastSender, type MulticastSenderOptions } from '../../src/transfer/multicast/sender.ts';
+import type { ReceiverStatus } from '../../src/transfer/multicast/receiver-status.ts';
+import type { Manifest } from '../../src/protocol/api.ts';
+import { freePort, loopbackMulticastProblem, nextGroup, partialsIn, randomFile, sha256File, tempDir } from './helpers.ts';
+
+const MiB = 1024 * 1024;
+const chunkSize = 64 * 1024;
+let skipReason: string | null = null;
+let work: Awaited<ReturnType<typeof tempDir>>;
+
+before(async () => {
+  skipReason = await loopbackMulticastProblem();
+  if (skipReason) console.log(`# skipping loopback multicast tests: ${skipReason}`);
+  work = await tempDir('shoal-mc-');
+});
+after(async () => {
+  await work?.cleanup();
+});
+
+interface Rx { id: string; dir: string; partial: PartialFile; receiver: MulticastReceiver }
+
+async function makeReceiver(id: string, manifest: Manifest, group: string, port: number, key: Uint8Array, transferId: string, extra: { simulateLossRate?: number; dir?: string } = {}): Promise<Rx> {
+  const dir = extra.dir ?? join(work.dir, `${id}-${Math.random().toString(36).slice(2)}`);
+  const partial = await openPartialFile({ manifest, destDir: dir, logger: silentLogger, durable: false });
+  const receiver = createMulticastReceiver({ logger: silentLogger, partial }, {
+    address: group, port, interface: '127.0.0.1', key, transferId, manifest, chunkSize, receiverId: id, simulateLossRate: extra.simulateLossRate,
+  });
+  await receiver.start();
+  return { id, dir, partial, receiver };
+}
+
+function collector(rxs: () => Rx[]) {
+  return async (pass: number, signal: AbortSignal): Promise<ReceiverStatus[]> => {
+    await Promise.all(rxs().map((r) => r.receiver.waitPassEnd(pass, 1000, signal)));
+    // Let queued disk work (chunks being opened and written) settle so they are not asked for again.
+    await new Promise((r) => setTimeout(r, 50));
+    return rxs().map((r) => r.receiver.status());
+  };
+}
+
+function senderOptions(path: string, manifest: Manifest, group: string, port: number, key: Uint8Array, transferId: string, rateBps: number): MulticastSenderOptions {
+  return { address: group, port, interface: '127.0.0.1', chunkSize, rateBps, key, transferId, manifest, path, maxPasses: 10 };
+}
+
+describe('multicast over loopback', () => {
+  it('delivers one file to four receivers, one of them losing 3% of datagrams, with identical hashes and no partial left', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const src = await randomFile(work.dir, 'four.bin', 8 * MiB + 12345, MiB);
+    const group = nextGroup();
+    const port = await freePort();
+    const key = randomBytes(32);
+    const rxs: Rx[] = [];
+    t.after(() => Promise.all(rxs.map((r) => r.receiver.stop())));
+    for (let i = 0; i < 4; i++) rxs.push(await makeReceiver(`r${i + 1}`, src.manifest, group, port, key, 'tx-four', { simulateLossRate: i === 3 ? 0.03 : 0 }));
+    const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => rxs) }, senderOptions(src.path, src.manifest, group, port, key, 'tx-four', 200e6));
+    const result = await sender.run(AbortSignal.timeout(60_000));
+    assert.equal(result.complete, true, JSON.stringify(result.passes.map((p) => p.missing)));
+    assert.ok(result.passes.length >= 2, 'the lossy receiver needed a repair pass');
+    for (const r of rxs) {
+      await r.receiver.whenComplete(AbortSignal.timeout(10_000));
+      const final = await r.partial.finalize();
+      assert.equal(await sha256File(final), src.manifest.sha256);
+      assert.deepEqual(await partialsIn(r.dir), []);
+    }
+    assert.ok(rxs[3].receiver.stats.simulatedDrops > 0);
+    // Repair sends single fragments, not whole chunks: the bytes on the wire stay near the file size.
+    assert.ok(result.wireBytes < src.manifest.size * 1.25, `wire bytes ${result.wireBytes} for ${src.manifest.size}`);
+  });
+
+  it('gives a non-member that records every datagram nothing but ciphertext', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const dgram = await import('node:dgram');
+    const { createChunkSealer, wireTransferId } = await import('../../src/crypto/chunk-seal.ts');
+    const { decodeDatagram, fragmentSpan } = await import('../../src/protocol/datagram.ts');
+    const src = await randomFile(work.dir, 'secret.bin', 2 * MiB + 777, MiB);
+    const group = nextGroup();
+    const port = await freePort();
+    const key = randomBytes(32);
+    const rx = await makeReceiver('member', src.manifest, group, port, key, 'tx-secret');
+    const spy = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    const captured: Buffer[] = [];
+    await new Promise<void>((resolve) => spy.bind(port, group, () => resolve()));
+    spy.addMembership(group, '127.0.0.1');
+    spy.setRecvBufferSize(4 * MiB);
+    spy.on('message', (msg) => captured.push(msg));
+    t.after(async () => { spy.close(); await rx.receiver.stop(); });
+    const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => [rx]) }, senderOptions(src.path, src.manifest, group, port, key, 'tx-secret', 100e6));
+    const result = await sender.run(AbortSignal.timeout(60_000));
+    assert.equal(result.complete, true);
+    const capture = Buffer.concat(captured);
+    assert.ok(capture.length > src.manifest.size, 'the spy heard the transfer');
+    // Every 8-aligned 8-byte word of the file; any plaintext run of 15+ bytes in the capture contains one.
+    const words = new Set<bigint>();
+    for (let i = 0; i + 8 <= src.bytes.length; i += 8) words.add(src.bytes.readBigUInt64BE(i));
+    let hits = 0;
+    for (let i = 0; i + 8 <= capture.length; i++) if (words.has(capture.readBigUInt64BE(i))) hits++;
+    assert.equal(hits, 0, 'plaintext found in the capture');
+    // The spy can put chunk 0 together, but without the key it cannot open it.
+    const frags = captured.map((b) => { try { return decodeDatagram(b); } catch { return null; } })
+      .filter((d): d is Extract<ReturnType<typeof decodeDatagram>, { kind: 1 }> => d !== null && d.kind === 1 && d.chunk === 0);
+    const sealedLen = chunkSize + 16;
+    const sealed = Buffer.alloc(sealedLen);
+    const seen = new Set<number>();
+    for (const d of frags) { sealed.set(d.payload, fragmentSpan(sealedLen, d.fragments, d.fragment).offset); seen.add(d.fragment); }
+    assert.equal(seen.size, frags[0].fragments);
+    assert.throws(() => createChunkSealer(randomBytes(32), wireTransferId('tx-secret')).open(0, 0, sealed));
+    assert.ok(createChunkSealer(key, wireTransferId('tx-secret')).open(0, 0, sealed).equals(src.bytes.subarray(0, chunkSize)));
+  });
+
+  it('lets a receiver stopped mid-transfer resume from its verified pieces instead of starting over', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const src = await randomFile(work.dir, 'resume.bin', 8 * MiB, MiB);
+    const group = nextGroup();
+    const port = await freePort();
+    const key = randomBytes(32);
+    const steady = await makeReceiver('steady', src.manifest, group, port, key, 'tx-resume');
+    let flaky = await makeReceiver('flaky', src.manifest, group, port, key, 'tx-resume');
+    const flakyDir = flaky.dir;
+    const rxs = () => [steady, flaky];
+    t.after(() => Promise.all(rxs().map((r) => r.receiver.stop())));
+    const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(rxs) }, senderOptions(src.path, src.manifest, group, port, key, 'tx-resume', 40e6));
+    const running = sender.run(AbortSignal.timeout(60_000));
+    // Stop the flaky receiver once it holds a few pieces, leave a gap, then restart it on the same partial file.
+    for (let i = 0; i < 400 && flaky.partial.verifiedCount < 3; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(flaky.partial.verifiedCount >= 3, 'flaky receiver got pieces before the restart');
+    await flaky.receiver.stop();
+    await flaky.partial.close();
+    await new Promise((r) => setTimeout(r, 300));
+    flaky = await makeReceiver('flaky', src.manifest, group, port, key, 'tx-resume', { dir: flakyDir });
+    assert.ok(flaky.partial.resumedCount >= 3, 'restart resumed verified pieces');
+    const result = await running;
+    assert.equal(result.complete, true, JSON.stringify(result.passes.map((p) => p.missing)));
+    await flaky.receiver.whenComplete(AbortSignal.timeout(10_000));
+    const totalChunks = src.manifest.size / chunkSize;
+    assert.ok(flaky.receiver.stats.chunks < totalChunks, `restarted receiver took ${flaky.receiver.stats.chunks} of ${totalChunks} chunks again`);
+    assert.ok(result.passes.length >= 2);
+    for (const r of rxs()) assert.equal(await sha256File(await r.partial.finalize()), src.manifest.sha256);
+  });
+});
