@@ -1,0 +1,482 @@
+/**
+ * The multi-source downloader of the swarm: fetches the missing pieces of a PartialFile from several holders
+ * at once, several HTTPS streams (connections) per holder, rarest piece first, with an end game that asks a
+ * second holder for pieces still in flight and cancels the loser. Every piece is verified before it is
+ * written (PartialFile.writePiece); a holder that serves a bad piece is dropped and reported, the piece
+ * fetched elsewhere; a holder that fails is retried with backoff, then dropped. Memory stays flat: at most
+ * holders × streams pieces are buffered. The caller finalizes the partial file afterwards.
+ */
+import { request } from 'undici';
+import type { Agent } from 'undici';
+import type { Manifest } from '../../protocol/api.ts';
+import type { Logger } from '../../logger.ts';
+import { ErrorCode, ShoalError, isShoalError } from '../../protocol/errors.ts';
+import type { ErrorCode as ErrorCodeT } from '../../protocol/errors.ts';
+import { Bitfield } from '../pieces/bitfield.ts';
+import { pieceRange } from '../pieces/piece-map.ts';
+import type { PartialFile } from '../pieces/partial-file.ts';
+import { createPinnedDispatcher } from './pinned-dispatcher.ts';
+import type { HaveResponse } from './piece-server.ts';
+
+/** A peer that serves pieces: `url` is its base (the piece routes are `<url>/pieces/…`). */
+export interface Holder {
+  id: string;
+  url: string;
+  /** SHA-256 fingerprint of its TLS certificate; null = ordinary CA verification. */
+  fingerprint?: string | null;
+}
+
+/** Progress of a download, reported at most every `progressIntervalMs`. */
+export interface DownloadProgress {
+  /** Bytes verified so far (resumed pieces included). */
+  bytes: number;
+  /** File size in bytes. */
+  total: number;
+  /** Receive rate, bytes/s, smoothed over the last seconds. */
+  rate: number;
+  /** Bytes received from each holder in this run, by holder id. */
+  perHolder: Record<string, number>;
+}
+
+export interface DownloadOptions {
+  manifest: Manifest;
+  holders: Holder[];
+  /** Ticket for this file, sent as `Authorization: Bearer`. */
+  ticket: string;
+  partial: PartialFile;
+  /** Parallel connections per holder (default 4). */
+  streams?: number;
+  signal?: AbortSignal;
+  logger: Logger;
+  onProgress?: (p: DownloadProgress) => void;
+  /** ms between progress reports (default 250). */
+  progressIntervalMs?: number;
+  /** Consecutive failures before a holder is dropped (default 4). */
+  maxFailures?: number;
+  /** ms without any progress possible (no holder has the missing pieces) before giving up (default 30 s). */
+  stallTimeoutMs?: number;
+  /** ms for one piece request before it is abandoned (default 120 s). */
+  requestTimeoutMs?: number;
+  /** Extra CA certificates for holders without a fingerprint. */
+  ca?: string | Buffer | Array<string | Buffer>;
+}
+
+export interface DownloadResult {
+  /** Pieces fetched and verified in this run. */
+  piecesFetched: number;
+  /** Pieces that were already verified when the run started. */
+  piecesResumed: number;
+  /** Bytes received in this run (wasted end-game and bad bytes included). */
+  bytesReceived: number;
+  /** Bytes received per holder id in this run. */
+  bytesPerHolder: Record<string, number>;
+  /** Holders that served a piece that failed verification. */
+  badHolders: Array<{ id: string; reason: string }>;
+  /** Every holder dropped for any reason (bad pieces included). */
+  droppedHolders: Array<{ id: string; reason: string; code: ErrorCodeT }>;
+}
+
+interface HolderState {
+  holder: Holder;
+  base: string;
+  dispatcher: Agent;
+  /** Pieces it said it has; null = assume every piece. */
+  have: Bitfield | null;
+  ready: boolean;
+  active: number;
+  failures: number;
+  dropped: { reason: string; code: ErrorCodeT } | null;
+  backoffUntil: number;
+  timer: NodeJS.Timeout | null;
+  bytes: number;
+  lastRefresh: number;
+}
+
+interface InFlight {
+  holder: HolderState;
+  index: number;
+  controller: AbortController;
+  cancelled: boolean;
+}
+
+/** Downloads every missing piece of `partial`; resolves with per-holder figures, throws PEER_FAILED (or the
+ * ticket error every holder gave) when no holder can finish it, ABORTED when `signal` fires. */
+export async function downloadFile(options: DownloadOptions): Promise<DownloadResult> {
+  const { manifest, partial, ticket } = options;
+  const log = options.logger.child('swarm:downloader');
+  const streams = Math.max(1, Math.min(64, options.streams ?? 4));
+  const maxFailures = options.maxFailures ?? 4;
+  const stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
+  const progressEvery = options.progressIntervalMs ?? 250;
+  const count = manifest.pieces.length;
+  if (partial.manifest.sha256 !== manifest.sha256) throw new ShoalError(ErrorCode.BAD_REQUEST, 'partial file is for another manifest');
+  if (options.signal?.aborted) throw new ShoalError(ErrorCode.ABORTED, 'download aborted');
+
+  const want = new Set(partial.missing());
+  const piecesResumed = count - want.size;
+  const inflight = new Map<number, InFlight[]>();
+  const avail = new Int32Array(count);
+  const badHolders: DownloadResult['badHolders'] = [];
+  const droppedHolders: DownloadResult['droppedHolders'] = [];
+  let piecesFetched = 0;
+  let bytesReceived = 0;
+  // A random start spreads receivers that fetch from the same holders over different pieces.
+  const scanStart = Math.floor(Math.random() * count);
+
+  const states: HolderState[] = dedupe(options.holders).map((h) => ({
+    holder: h,
+    base: checkUrl(h.url),
+    dispatcher: createPinnedDispatcher({ fingerprint: h.fingerprint, ca: options.ca, connections: streams }),
+    have: null,
+    ready: false,
+    active: 0,
+    failures: 0,
+    dropped: null,
+    backoffUntil: 0,
+    timer: null,
+    bytes: 0,
+    lastRefresh: 0,
+  }));
+  if (states.length === 0 && want.size > 0) throw new ShoalError(ErrorCode.PEER_FAILED, 'no holder to download from');
+
+  let settle!: (err?: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    settle = (err?: unknown) => (err === undefined ? resolve() : reject(err));
+  });
+  let finished = false;
+  let lastProgressAt = 0;
+  let progressTimer: NodeJS.Timeout | null = null;
+  let stallSince: number | null = null;
+  let stallTimer: NodeJS.Timeout | null = null;
+  let rate = 0;
+  let rateBytes = 0;
+  let rateAt = Date.now();
+
+  const finish = (err?: unknown) => {
+    if (finished) return;
+    finished = true;
+    for (const list of inflight.values()) for (const f of list) abortReq(f);
+    settle(err);
+  };
+  const onAbort = () => finish(new ShoalError(ErrorCode.ABORTED, 'download aborted'));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const perHolder = () => Object.fromEntries(states.map((s) => [s.holder.id, s.bytes]));
+  const emitProgress = (force = false) => {
+    if (!options.onProgress) return;
+    const now = Date.now();
+    if (!force && now - lastProgressAt < progressEvery) {
+      progressTimer ??= setTimeout(() => {
+        progressTimer = null;
+        if (!finished) emitProgress(true);
+      }, progressEvery - (now - lastProgressAt));
+      return;
+    }
+    lastProgressAt = now;
+    const dt = (now - rateAt) / 1000;
+    if (dt >= 0.2) {
+      const inst = rateBytes / dt;
+      rate = rate === 0 ? inst : rate * 0.6 + inst * 0.4;
+      rateBytes = 0;
+      rateAt = now;
+    }
+    try {
+      options.onProgress({ bytes: partial.bytesVerified, total: manifest.size, rate: Math.round(rate), perHolder: perHolder() });
+    } catch (err) {
+      log.warn('progress callback threw', { err });
+    }
+  };
+
+  const live = () => states.filter((s) => !s.dropped);
+
+  const drop = (s: HolderState, code: ErrorCodeT, reason: string) => {
+    if (s.dropped) return;
+    s.dropped = { code, reason };
+    droppedHolders.push({ id: s.holder.id, reason, code });
+    log.warn('holder dropped', { holder: s.holder.id, code, reason });
+    if (s.timer) clearTimeout(s.timer);
+    for (let i = 0; i < count; i++) if (!s.have || s.have.has(i)) avail[i]--;
+    for (const list of inflight.values()) for (const f of list) if (f.holder === s) abortReq(f);
+  };
+
+  const holds = (s: HolderState, i: number) => !s.have || s.have.has(i);
+
+  const pick = (s: HolderState): number | null => {
+    let best = -1;
+    let bestAvail = Infinity;
+    for (let k = 0; k < count; k++) {
+      const i = (scanStart + k) % count;
+      if (!want.has(i) || inflight.has(i) || !holds(s, i)) continue;
+      if (avail[i] < bestAvail) {
+        best = i;
+        bestAvail = avail[i];
+        if (bestAvail <= 1) break;
+      }
+    }
+    if (best >= 0) return best;
+    // End game: every wanted piece is in flight somewhere; ask this holder too for one it is not already
+    // fetching, preferring the piece with the fewest requests, and let the first good answer win.
+    let fewest = Infinity;
+    for (const [i, list] of inflight) {
+      if (!holds(s, i) || list.some((f) => f.holder === s) || list.length >= 2) continue;
+      if (list.length < fewest) {
+        best = i;
+        fewest = list.length;
+      }
+    }
+    return best >= 0 ? best : null;
+  };
+
+  const pump = () => {
+    if (finished) return;
+    if (want.size === 0) {
+      finish();
+      return;
+    }
+    const now = Date.now();
+    for (const s of states) {
+      if (s.dropped || !s.ready) continue;
+      if (s.backoffUntil > now) {
+        s.timer ??= setTimeout(() => {
+          s.timer = null;
+          pump();
+        }, s.backoffUntil - now);
+        continue;
+      }
+      while (s.active < streams) {
+        const i = pick(s);
+        if (i === null) break;
+        start(s, i);
+      }
+    }
+    const alive = live();
+    const active = alive.reduce((n, s) => n + s.active, 0);
+    const waiting = alive.some((s) => !s.ready || s.backoffUntil > now);
+    if (alive.length === 0) {
+      finish(failure());
+      return;
+    }
+    if (active === 0 && !waiting) {
+      // Nobody can serve what is missing right now: partial holders may get it later, so refresh their
+      // bitfields for a while before giving up.
+      stallSince ??= now;
+      if (now - stallSince >= stallTimeoutMs) {
+        finish(new ShoalError(ErrorCode.PEER_FAILED, `no holder has the ${want.size} missing pieces`, { missing: want.size }));
+        return;
+      }
+      stallTimer ??= setTimeout(() => {
+        stallTimer = null;
+        for (const s of live()) if (s.have && Date.now() - s.lastRefresh >= 1000) void loadHave(s);
+        pump();
+      }, 1000);
+    } else {
+      stallSince = null;
+    }
+  };
+
+  const failure = () => {
+    const codes = new Set(droppedHolders.map((d) => d.code));
+    const only = codes.size === 1 ? [...codes][0] : null;
+    const code = only === ErrorCode.TICKET_EXPIRED || only === ErrorCode.TICKET_INVALID ? only : ErrorCode.PEER_FAILED;
+    return new ShoalError(code, `every holder failed (${want.size} pieces missing)`, { badHolders, droppedHolders });
+  };
+
+  const loadHave = async (s: HolderState) => {
+    s.lastRefresh = Date.now();
+    try {
+      const r = await request(`${s.base}/pieces/${manifest.sha256}`, {
+        dispatcher: s.dispatcher,
+        headers: { authorization: `Bearer ${ticket}` },
+        signal: AbortSignal.timeout(15_000),
+      });
+      const text = await readText(r.body, 64 * 1024);
+      if (r.statusCode === 200) {
+        const body = JSON.parse(text) as HaveResponse;
+        if (body.pieceCount !== count) throw new ShoalError(ErrorCode.PEER_FAILED, 'holder has another piece count');
+        const next = Bitfield.fromBase64Url(count, body.have);
+        if (!s.dropped) {
+          for (let i = 0; i < count; i++) avail[i] += (next.has(i) ? 1 : 0) - (holds(s, i) ? 1 : 0);
+          s.have = next;
+        }
+      } else {
+        const code = errorCode(text);
+        if (code === ErrorCode.TICKET_INVALID || code === ErrorCode.TICKET_EXPIRED || code === ErrorCode.FILE_NOT_FOUND) {
+          drop(s, code, `holder answered ${r.statusCode} ${code}`);
+        }
+        // Anything else (an older holder without this route): assume it has every piece.
+      }
+    } catch (err) {
+      if (isShoalError(err, ErrorCode.TLS_FINGERPRINT_MISMATCH)) drop(s, err.code, err.message);
+      else log.debug('holder bitfield unavailable, assuming it has every piece', { holder: s.holder.id, err });
+    } finally {
+      s.ready = true;
+      pump();
+    }
+  };
+
+  const abortReq = (f: InFlight) => {
+    if (f.cancelled) return;
+    f.cancelled = true;
+    f.controller.abort();
+  };
+
+  const removeInflight = (f: InFlight) => {
+    const list = inflight.get(f.index);
+    if (!list) return;
+    const rest = list.filter((x) => x !== f);
+    if (rest.length === 0) inflight.delete(f.index);
+    else inflight.set(f.index, rest);
+  };
+
+  const start = (s: HolderState, index: number) => {
+    const f: InFlight = { holder: s, index, controller: new AbortController(), cancelled: false };
+    inflight.set(index, [...(inflight.get(index) ?? []), f]);
+    s.active++;
+    const p = fetchPiece(f)
+      .then(async (bytes) => {
+        if (f.cancelled || finished) return;
+        const ok = await partial.writePiece(index, bytes);
+        if (finished) return;
+        if (!ok) {
+          badHolders.push({ id: s.holder.id, reason: `piece ${index} failed verification` });
+          drop(s, ErrorCode.HASH_MISMATCH, `served a bad piece (${index})`);
+          return;
+        }
+        s.failures = 0;
+        if (want.delete(index)) piecesFetched++;
+        for (const other of inflight.get(index) ?? []) if (other !== f) abortReq(other);
+        emitProgress(partial.complete);
+      })
+      .catch((err: unknown) => {
+        if (f.cancelled || finished) return;
+        onRequestError(s, index, err);
+      })
+      .finally(() => {
+        s.active--;
+        removeInflight(f);
+        running.delete(p);
+        pump();
+      });
+    running.add(p);
+  };
+  const running = new Set<Promise<unknown>>();
+
+  const onRequestError = (s: HolderState, index: number, err: unknown) => {
+    const code = isShoalError(err) ? err.code : null;
+    if (code === ErrorCode.PIECE_NOT_FOUND) {
+      if (!s.have) s.have = Bitfield.full(count);
+      if (s.have.has(index)) {
+        s.have.clear(index);
+        avail[index]--;
+      }
+      return;
+    }
+    if (code === ErrorCode.HASH_MISMATCH) {
+      badHolders.push({ id: s.holder.id, reason: (err as Error).message });
+      drop(s, code, (err as Error).message);
+      return;
+    }
+    if (code === ErrorCode.TICKET_INVALID || code === ErrorCode.TICKET_EXPIRED || code === ErrorCode.FILE_NOT_FOUND || code === ErrorCode.TLS_FINGERPRINT_MISMATCH) {
+      drop(s, code, (err as Error).message);
+      return;
+    }
+    s.failures++;
+    log.debug('piece request failed', { holder: s.holder.id, index, failures: s.failures, err });
+    if (s.failures >= maxFailures) {
+      drop(s, ErrorCode.PEER_FAILED, `${s.failures} failures in a row, last: ${(err as Error)?.message ?? String(err)}`);
+      return;
+    }
+    s.backoffUntil = Date.now() + Math.min(200 * 2 ** (s.failures - 1), 5000);
+  };
+
+  const fetchPiece = async (f: InFlight): Promise<Buffer> => {
+    const s = f.holder;
+    const { length } = pieceRange(manifest, f.index);
+    const signal = AbortSignal.any([f.controller.signal, AbortSignal.timeout(requestTimeoutMs)]);
+    const r = await request(`${s.base}/pieces/${manifest.sha256}/${f.index}`, {
+      dispatcher: s.dispatcher,
+      headers: { authorization: `Bearer ${ticket}` },
+      signal,
+    });
+    if (r.statusCode !== 200) {
+      const text = await readText(r.body, 64 * 1024).catch(() => '');
+      const code = errorCode(text) ?? ErrorCode.PEER_FAILED;
+      throw new ShoalError(code, `holder ${s.holder.id} answered ${r.statusCode} for piece ${f.index}`);
+    }
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    for await (const chunk of r.body as AsyncIterable<Buffer>) {
+      if (got + chunk.length > length) {
+        r.body.destroy();
+        throw new ShoalError(ErrorCode.HASH_MISMATCH, `holder ${s.holder.id} sent more than piece ${f.index} holds`);
+      }
+      chunk.copy(buf, got);
+      got += chunk.length;
+      s.bytes += chunk.length;
+      bytesReceived += chunk.length;
+      rateBytes += chunk.length;
+    }
+    if (got !== length) throw new ShoalError(ErrorCode.PEER_FAILED, `holder ${s.holder.id} sent ${got} of ${length} bytes of piece ${f.index}`);
+    return buf;
+  };
+
+  avail.fill(states.length);
+  log.debug('download starting', { sha256: manifest.sha256, missing: want.size, pieces: count, holders: states.length, streams });
+  try {
+    if (want.size > 0) {
+      for (const s of states) void loadHave(s);
+      await done;
+    }
+    emitProgress(true);
+    return { piecesFetched, piecesResumed, bytesReceived, bytesPerHolder: perHolder(), badHolders, droppedHolders };
+  } finally {
+    finished = true;
+    options.signal?.removeEventListener('abort', onAbort);
+    if (progressTimer) clearTimeout(progressTimer);
+    if (stallTimer) clearTimeout(stallTimer);
+    for (const s of states) if (s.timer) clearTimeout(s.timer);
+    // Requests were aborted by finish(); wait for them so that no piece is written after we return.
+    for (let round = 0; running.size > 0 && round < 100; round++) await Promise.allSettled([...running]);
+    await Promise.allSettled(states.map((s) => s.dispatcher.destroy()));
+  }
+}
+
+function dedupe(holders: Holder[]): Holder[] {
+  const seen = new Set<string>();
+  return holders.filter((h) => (seen.has(h.id) ? false : (seen.add(h.id), true)));
+}
+
+function checkUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ShoalError(ErrorCode.BAD_REQUEST, `bad holder URL ${url}`);
+  }
+  if (u.protocol !== 'https:') throw new ShoalError(ErrorCode.BAD_REQUEST, `holder URL must be https: ${url}`);
+  return url.replace(/\/+$/, '');
+}
+
+async function readText(body: AsyncIterable<Buffer> & { destroy(): unknown }, max: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    n += chunk.length;
+    if (n > max) {
+      body.destroy();
+      throw new ShoalError(ErrorCode.PEER_FAILED, 'holder answer too long');
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+function errorCode(text: string): ErrorCodeT | null {
+  try {
+    const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' && code in ErrorCode ? (code as ErrorCodeT) : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * The HTTPS piece server of the swarm. Routes (under a prefix, `/pieces` by default):
+ *   GET|HEAD <prefix>/<sha256>/<index>  the bytes of one piece (a single `Range: bytes=a-b` within it → 206)
+ *   GET      <prefix>/<sha256>          which pieces are held: `{ sha256, pieceCount, have }` (have = base64url bitfield)
+ * Every request needs `Authorization: Bearer <ticket>` for that sha256, checked offline against the
+ * coordinator's public key; errors are the API's JSON error body. `handlePieceRequest` is framework-free so
+ * the coordinator can mount the same logic inside Fastify (`reply.hijack()` then pass `req.raw`, `reply.raw`).
+ */
+import { createReadStream } from 'node:fs';
+import { createServer } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { KeyObject } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from '../../logger.ts';
+import { ErrorCode, ShoalError, isShoalError } from '../../protocol/errors.ts';
+import type { ErrorBody } from '../../protocol/errors.ts';
+import { importTicketPublicKey, verifyTicket } from '../../crypto/tickets.ts';
+import type { TicketClaims } from '../../crypto/tickets.ts';
+import { Bitfield } from '../pieces/bitfield.ts';
+import { pieceRange } from '../pieces/piece-map.ts';
+import type { PieceSource } from './piece-source.ts';
+
+/** The answer of `GET <prefix>/<sha256>`. */
+export interface HaveResponse {
+  sha256: string;
+  pieceCount: number;
+  /** base64url bitfield, most significant bit first. */
+  have: string;
+}
+
+/** One piece answer, reported after it ended (completely or not). */
+export interface ServedEvent {
+  sha256: string;
+  index: number;
+  /** Bytes read from disk and handed to the socket, an upper bound of what the peer received. */
+  bytes: number;
+  user: string;
+  /** False when the peer went away before the end. */
+  complete: boolean;
+}
+
+export interface PieceHandlerDeps {
+  logger: Logger;
+  source: PieceSource;
+  /** The coordinator's ticket public key (KeyObject, SPKI PEM or raw base64url). */
+  publicKey: KeyObject | string;
+  /** Called once per piece answer (upload accounting, tests counting served bytes). */
+  onServed?: (e: ServedEvent) => void;
+}
+
+export interface PieceHandlerOptions {
+  /** Path prefix the routes live under (default `/pieces`). */
+  prefix?: string;
+  /** Clock for ticket expiry, ms since the epoch (tests). */
+  now?: () => number;
+}
+
+const status: Partial<Record<ErrorCode, number>> = {
+  BAD_REQUEST: 400,
+  TICKET_INVALID: 401,
+  TICKET_EXPIRED: 401,
+  UNAUTHENTICATED: 401,
+  FILE_NOT_FOUND: 404,
+  PIECE_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  RANGE_NOT_SATISFIABLE: 416,
+};
+
+/**
+ * Answers one request if its path is under the prefix; resolves false (and leaves `res` alone) otherwise,
+ * so a host server can fall through to its own routes.
+ */
+export async function handlePieceRequest(
+  deps: PieceHandlerDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: PieceHandlerOptions = {},
+): Promise<boolean> {
+  const prefix = (options.prefix ?? '/pieces').replace(/\/+$/, '');
+  const path = (req.url ?? '').split('?')[0];
+  if (path !== prefix && !path.startsWith(`${prefix}/`)) return false;
+  const log = deps.logger;
+  try {
+    const rest = path.slice(prefix.length).split('/').filter((s) => s.length > 0);
+    if (rest.length < 1 || rest.length > 2) throw new ShoalError(ErrorCode.NOT_FOUND, 'no such route');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      sendError(res, 405, ErrorCode.BAD_REQUEST, 'method not allowed');
+      return true;
+    }
+    const sha256 = rest[0];
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ShoalError(ErrorCode.BAD_REQUEST, 'bad sha256');
+    const claims = checkTicket(deps, req, sha256, options.now?.() ?? Date.now());
+    const held = await deps.source.open(sha256);
+    if (!held) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, 'file not held here');
+    const count = held.manifest.pieces.length;
+
+    if (rest.length === 1) {
+      const bits = (await deps.source.bitfield?.(sha256)) ?? (await buildBitfield(deps.source, sha256, count));
+      const body: HaveResponse = { sha256, pieceCount: count, have: bits.toBase64Url() };
+      sendJson(res, 200, body, req.method === 'HEAD');
+      return true;
+    }
+
+    if (!/^(0|[1-9][0-9]{0,8})$/.test(rest[1])) throw new ShoalError(ErrorCode.BAD_REQUEST, 'bad piece index');
+    const index = Number(rest[1]);
+    if (index >= count || !(await deps.source.has(sha256, index))) throw new ShoalError(ErrorCode.PIECE_NOT_FOUND, `piece ${index} not held here`);
+    const piece = pieceRange(held.manifest, index);
+    const range = parseRange(req.headers.range, piece.length);
+    const start = piece.offset + range.start;
+    const length = range.end - range.start;
+    res.statusCode = range.partial ? 206 : 200;
+    res.setHeader('content-type', 'application/octet-stream');
+    res.setHeader('accept-ranges', 'bytes');
+    res.setHeader('content-length', String(length));
+    res.setHeader('cache-control', 'no-store');
+    if (range.partial) res.setHeader('content-range', `bytes ${range.start}-${range.end - 1}/${piece.length}`);
+    if (req.method === 'HEAD' || length === 0) {
+      res.end();
+      return true;
+    }
+    let bytes = 0;
+    const stream = createReadStream(held.path, { start, end: start + length - 1, highWaterMark: 256 * 1024 });
+    stream.on('data', (c: string | Buffer) => {
+      bytes += c.length;
+    });
+    let complete = false;
+    try {
+      await pipeline(stream, res);
+      complete = bytes === length;
+    } catch (err) {
+      // The peer went away (end game loser, killed downloader): normal, not worth more than a trace.
+      log.trace('piece answer ended early', { sha256, index, bytes, err });
+      if (!res.headersSent) sendError(res, 500, ErrorCode.INTERNAL, 'read failed');
+      else res.destroy();
+    } finally {
+      deps.onServed?.({ sha256, index, bytes, user: claims.user, complete });
+    }
+    return true;
+  } catch (err) {
+    if (isShoalError(err)) {
+      if (err.code === ErrorCode.TICKET_INVALID || err.code === ErrorCode.TICKET_EXPIRED) {
+        log.debug('piece request refused', { code: err.code, from: req.socket.remoteAddress });
+      }
+      if (err.code === ErrorCode.RANGE_NOT_SATISFIABLE && err.details?.size !== undefined) {
+        res.setHeader('content-range', `bytes */${String(err.details.size)}`);
+      }
+      sendError(res, status[err.code] ?? 500, err.code, err.message);
+    } else {
+      log.error('piece request failed', { err });
+      sendError(res, 500, ErrorCode.INTERNAL, 'internal error');
+    }
+    return true;
+  }
+}
+
+export interface PieceServerOptions extends PieceHandlerOptions {
+  /** Listen address (default 127.0.0.1) and port (0 = any free one). */
+  host?: string;
+  port?: number;
+  tls: { cert: string | Buffer; key: string | Buffer };
+}
+
+/** A standalone HTTPS piece server. */
+export interface PieceServer {
+  start(): Promise<{ host: string; port: number; url: string }>;
+  stop(): Promise<void>;
+  /** Base URL once started (`https://host:port`, the holder URL a downloader is given). */
+  readonly url: string;
+  readonly port: number;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** An HTTPS server answering only the piece routes. */
+export function createPieceServer(deps: PieceHandlerDeps, options: PieceServerOptions): PieceServer {
+  const log = deps.logger.child('swarm:piece-server');
+  const handlerDeps: PieceHandlerDeps = { ...deps, publicKey: importTicketPublicKey(deps.publicKey), logger: log };
+  const server = createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
+    handlePieceRequest(handlerDeps, req, res, options)
+      .then((handled) => {
+        if (!handled) sendError(res, 404, ErrorCode.NOT_FOUND, 'no such route');
+      })
+      .catch((err: unknown) => {
+        log.error('piece handler crashed', { err });
+        res.destroy();
+      });
+  });
+  server.keepAliveTimeout = 30_000;
+  server.headersTimeout = 30_000;
+  let port = 0;
+  let host = options.host ?? '127.0.0.1';
+  let started = false;
+  const self: PieceServer = {
+    async start() {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port ?? 0, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      started = true;
+      const addr = server.address() as AddressInfo;
+      port = addr.port;
+      host = addr.address;
+      log.info('piece server listening', { host, port });
+      return { host, port, url: self.url };
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+    get url() {
+      return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    },
+    get port() {
+      return port;
+    },
+    [Symbol.asyncDispose]() {
+      return self.stop();
+    },
+  };
+  return self;
+}
+
+function checkTicket(deps: PieceHandlerDeps, req: IncomingMessage, sha256: string, now: number): TicketClaims {
+  const auth = req.headers.authorization;
+  const m = typeof auth === 'string' ? /^Bearer ([A-Za-z0-9_.-]+)$/.exec(auth.trim()) : null;
+  if (!m) throw new ShoalError(ErrorCode.TICKET_INVALID, 'a ticket is required (Authorization: Bearer <ticket>)');
+  return verifyTicket(deps.publicKey, m[1], { sha256, now });
+}
+
+async function buildBitfield(source: PieceSource, sha256: string, count: number): Promise<Bitfield> {
+  const b = new Bitfield(count);
+  for (let i = 0; i < count; i++) if (await source.has(sha256, i)) b.set(i);
+  return b;
+}
+
+/** Parses one `bytes=` range against a piece of `size` bytes; several ranges or none → the whole piece. */
+function parseRange(header: string | undefined, size: number): { start: number; end: number; partial: boolean } {
+  const whole = { start: 0, end: size, partial: false };
+  if (!header) return whole;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m) {
+    if (/^bytes=.*,/.test(header)) return whole;
+    throw new ShoalError(ErrorCode.RANGE_NOT_SATISFIABLE, 'bad Range header', { size });
+  }
+  const [, a, b] = m;
+  let start: number;
+  let end: number;
+  if (a === '' && b === '') throw new ShoalError(ErrorCode.RANGE_NOT_SATISFIABLE, 'bad Range header', { size });
+  if (a === '') {
+    start = Math.max(0, size - Number(b));
+    end = size;
+  } else {
+    start = Number(a);
+    end = b === '' ? size : Math.min(size, Number(b) + 1);
+  }
+  if (start >= size || end <= start) throw new ShoalError(ErrorCode.RANGE_NOT_SATISFIABLE, 'range outside the piece', { size });
+  return { start, end, partial: true };
+}
+
+function sendJson(res: ServerResponse, code: number, body: unknown, headOnly = false): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.statusCode = code;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', String(Buffer.byteLength(text)));
+  res.end(headOnly ? undefined : text);
+}
+
+function sendError(res: ServerResponse, code: number, errorCode: ErrorCode, message: string): void {
+  const body: ErrorBody = { error: { code: errorCode, message } };
+  sendJson(res, code, body);
+}
