@@ -9,7 +9,7 @@ import { ErrorCode, ShoalError } from '../protocol/errors.ts';
 import type { Logger } from '../logger.ts';
 import { createMigrationProvider, type StoreDialect } from './migrations.ts';
 import type {
-  AgentRow, AuditRow, BlobRow, DeliveryRow, DeliveryState, FileFilter, FileRow, GroupRow, JoinRequestRow,
+  AgentRow, AuditRow, BlobInfo, BlobRow, DeliveryRow, DeliveryState, FileFilter, FileRow, GroupRow, JoinRequestRow,
   MembershipRow, RecipientRow, SessionRow, Store, UserRow,
 } from './store.ts';
 
@@ -496,6 +496,20 @@ export class KyselyStore implements Store {
     return { sha256: r.sha256, size: Number(r.size), pieceSize: Number(r.piece_size), pieces, createdAt: Number(r.created_at) };
   }
 
+  async getBlobInfo(sha256: string): Promise<BlobInfo | undefined> {
+    const r = await this.#db
+      .selectFrom('blobs')
+      .select(['sha256', 'size', 'piece_size', 'piece_count', 'created_at'])
+      .where('sha256', '=', sha256)
+      .executeTakeFirst();
+    return (
+      r && {
+        sha256: r.sha256, size: Number(r.size), pieceSize: Number(r.piece_size), pieceCount: Number(r.piece_count),
+        createdAt: Number(r.created_at),
+      }
+    );
+  }
+
   async listOrphanBlobs(): Promise<string[]> {
     const rows = await this.#db
       .selectFrom('blobs as b')
@@ -508,15 +522,16 @@ export class KyselyStore implements Store {
     return rows.map((r) => r.sha256);
   }
 
-  async deleteBlob(sha256: string): Promise<void> {
+  async deleteBlob(sha256: string): Promise<boolean> {
     // Only while still orphaned: a share that reuses the bytes between listOrphanBlobs and here keeps them.
-    await this.#db
+    const res = await this.#db
       .deleteFrom('blobs')
       .where('sha256', '=', sha256)
       .where(({ not, exists, selectFrom }) =>
         not(exists(selectFrom('files').select('files.id').where('files.sha256', '=', sha256))),
       )
-      .execute();
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
   }
 
   async createFile(f: Omit<FileRow, 'id'>): Promise<FileRow> {

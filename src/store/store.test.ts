@@ -357,7 +357,9 @@ for (const dialect of dialects) {
         const b = { sha256: sha(unique('big')), size: 64 * 1024 ** 3, pieceSize: 4 * 1024 ** 2, pieces, createdAt: 42 };
         await store.putBlob(b);
         assert.deepEqual(await store.getBlob(b.sha256), b);
+        assert.deepEqual(await store.getBlobInfo(b.sha256), { sha256: b.sha256, size: b.size, pieceSize: b.pieceSize, pieceCount: 16384, createdAt: 42 });
         assert.equal(await store.getBlob(sha('absent')), undefined);
+        assert.equal(await store.getBlobInfo(sha('absent')), undefined);
       });
 
       it('keeps an empty file with no pieces', async () => {
@@ -393,10 +395,11 @@ for (const dialect of dialects) {
         assert.ok(orphans.includes(orphan.sha256));
         assert.ok(!orphans.includes(used.sha256));
 
-        await store.deleteBlob(used.sha256); // still referenced: kept
+        assert.equal(await store.deleteBlob(used.sha256), false, 'still referenced: kept');
         assert.ok(await store.getBlob(used.sha256));
-        await store.deleteBlob(orphan.sha256);
+        assert.equal(await store.deleteBlob(orphan.sha256), true);
         assert.equal(await store.getBlob(orphan.sha256), undefined);
+        assert.equal(await store.deleteBlob(orphan.sha256), false);
 
         await store.deleteFile(f.id);
         assert.ok((await store.listOrphanBlobs()).includes(used.sha256));
