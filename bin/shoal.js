@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process */
 // Entry point of the `shoal` command: loads the TypeScript sources through tsx.
 import { register } from 'tsx/esm/api';
 
