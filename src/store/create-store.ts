@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, sql, type DialectAdapter } from 'kysely';
 import { ErrorCode, ShoalError } from '../protocol/errors.ts';
 import { silentLogger, type Logger } from '../logger.ts';
 import { KyselyStore, type Database } from './kysely-store.ts';
@@ -23,6 +23,8 @@ export interface CreateStoreOptions {
   sqliteBusyTimeoutMs?: number;
   /** Most PostgreSQL connections in the pool (default 10). */
   pgPoolSize?: number;
+  /** How long to wait for a PostgreSQL connection, in ms (default 10000). */
+  pgConnectTimeoutMs?: number;
 }
 
 /** Where a store URL points. */
@@ -54,9 +56,32 @@ const pgTypes = {
       : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * SQLite runs DDL inside transactions fine, but Kysely's adapter says it does not, so its Migrator would
+ * apply a migration statement by statement: a crash half-way would leave a schema no later start can fix.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class SqliteStoreDialect extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
+
 function openSqlite(file: string, busyTimeoutMs: number): SqliteDatabase.Database {
-  if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const db = new SqliteDatabase(file);
+  let db: SqliteDatabase.Database;
+  try {
+    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    db = new SqliteDatabase(file);
+  } catch (err) {
+    throw new ShoalError(ErrorCode.INTERNAL, `cannot open the SQLite database ${file}: ${(err as Error).message}`, undefined, {
+      cause: err,
+    });
+  }
   try {
     db.pragma('journal_mode = WAL');
     // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
@@ -82,11 +107,17 @@ export async function createStore(options: CreateStoreOptions): Promise<Store> {
   if (loc.dialect === 'sqlite') {
     dialect = 'sqlite';
     const sqlite = openSqlite(loc.file, options.sqliteBusyTimeoutMs ?? 5000);
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<Database>({ dialect: new SqliteStoreDialect({ database: sqlite }) });
     logger.debug('opened sqlite store', { file: loc.file });
   } else {
     dialect = 'postgres';
-    const pool = new pg.Pool({ connectionString: loc.url, max: options.pgPoolSize ?? 10, types: pgTypes });
+    const pool = new pg.Pool({
+      connectionString: loc.url,
+      max: options.pgPoolSize ?? 10,
+      types: pgTypes,
+      // Without it a connect to a silent host waits for the OS (minutes); queries then fail instead of hanging.
+      connectionTimeoutMillis: options.pgConnectTimeoutMs ?? 10_000,
+    });
     // An idle client that loses its server must not crash the process; the next query reports the failure.
     pool.on('error', (err) => logger.warn('postgres idle client error', { err }));
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
@@ -94,12 +125,24 @@ export async function createStore(options: CreateStoreOptions): Promise<Store> {
   }
   const store = new KyselyStore(db, { dialect, logger });
   try {
+    if (dialect === 'postgres') await checkReachable(db, options.url);
     await store.migrate();
   } catch (err) {
     await db.destroy().catch(() => undefined);
     throw err;
   }
   return store;
+}
+
+/** Fails with UNREACHABLE (and the driver's reason) when the PostgreSQL server cannot be used at all. */
+async function checkReachable(db: Kysely<Database>, url: string): Promise<void> {
+  try {
+    await sql`select 1`.execute(db);
+  } catch (err) {
+    throw new ShoalError(ErrorCode.UNREACHABLE, `cannot use the PostgreSQL database ${safeHost(url)}: ${(err as Error).message}`, undefined, {
+      cause: err,
+    });
+  }
 }
 
 /** host:port/db of a PostgreSQL URL, without credentials (for logs). */

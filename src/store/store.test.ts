@@ -4,10 +4,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import SqliteDatabase from 'better-sqlite3';
 import { ErrorCode, isShoalError, type ErrorCode as Code } from '../protocol/errors.ts';
 import { createTestDatabase, pgSkipReason, pgUrl } from '../../test/support/postgres.ts';
 import { createStore, parseStoreUrl } from './create-store.ts';
@@ -781,6 +782,45 @@ describe('parseStoreUrl', () => {
 });
 
 describe('createStore', () => {
+  it('answers UNREACHABLE when no PostgreSQL server listens at the URL', async () => {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    await assert.rejects(createStore({ url: 'postgres://postgres@127.0.0.1:1/none' }), (err: unknown) =>
+      isShoalError(err, ErrorCode.UNREACHABLE),
+    );
+  });
+
+  it('fails with a clear error when the SQLite file cannot be created', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-store-'));
+    try {
+      const notADir = path.join(dir, 'plain-file');
+      await writeFile(notADir, 'x');
+      await assert.rejects(createStore({ url: `sqlite:${path.join(notADir, 'shoal.db')}` }), (err: unknown) =>
+        isShoalError(err, ErrorCode.INTERNAL) && err.message.includes('cannot open the SQLite database'),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps SQLite files in WAL mode', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-store-'));
+    const file = path.join(dir, 'shoal.db');
+    try {
+      const s = await createStore({ url: file });
+      await s.createUser({ username: 'wal', passwordHash: 'h', isAdmin: false });
+      await s.close();
+      const raw = new SqliteDatabase(file, { readonly: true });
+      try {
+        assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+        assert.deepEqual(raw.prepare('select username from users').all(), [{ username: 'wal' }]);
+      } finally {
+        raw.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('opens an in-memory SQLite store for quick use', async () => {
     const s = await createStore({ url: 'sqlite::memory:' });
     try {
