@@ -5,6 +5,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { createCoordinator, type Coordinator, type CoordinatorOptions } from '../../src/coordinator/coordinator.ts';
 import { createStore } from '../../src/store/create-store.ts';
@@ -45,13 +46,13 @@ export function createTestClient(url: string, certPem: string): TestClient {
   const call = async (method: string, path: string, opts: CallOptions = {}): Promise<Answer> => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-    let body: string | Buffer | AsyncIterable<Uint8Array> | undefined;
+    let body: string | Buffer | Readable | undefined;
     if (opts.json !== undefined) {
       headers['content-type'] ??= 'application/json';
       body = typeof opts.json === 'string' ? opts.json : JSON.stringify(opts.json);
     } else if (opts.raw !== undefined) {
       headers['content-type'] ??= 'application/octet-stream';
-      body = opts.raw;
+      body = typeof opts.raw === 'string' || Buffer.isBuffer(opts.raw) ? opts.raw : Readable.from(opts.raw);
     }
     const res = await request(url + path, { method: method as 'GET', headers, body, dispatcher });
     const bytes = Buffer.from(await res.body.arrayBuffer());
