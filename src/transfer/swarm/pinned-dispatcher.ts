@@ -29,8 +29,10 @@ export interface PinnedDispatcherOptions {
 export function createPinnedDispatcher(options: PinnedDispatcherOptions): Agent {
   const pin = options.fingerprint ? normalizeFingerprint(options.fingerprint) : null;
   const timeout = options.connectTimeoutMs ?? 10_000;
+  // No session resumption when pinning: a resumed TLS session does not present the certificate again, so
+  // there would be no fingerprint to check.
   const base = pin
-    ? buildConnector({ rejectUnauthorized: false, timeout })
+    ? buildConnector({ rejectUnauthorized: false, timeout, maxCachedSessions: 0 })
     : buildConnector({ ca: options.ca, timeout });
   const connect: buildConnector.connector = (opts, callback) => {
     base(opts, (err, socket) => {
