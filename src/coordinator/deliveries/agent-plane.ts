@@ -68,23 +68,21 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
   const logger = ctx.logger;
   const heartbeatMs = options.heartbeatMs ?? envMs('SHOAL_HEARTBEAT_MS') ?? Limits.heartbeatMs;
   const publicKey = publicKeyToRaw(ctx.ticketKeys.publicKey);
-  let hub: Hub | undefined;
-  const publish = (event: ShoalEvent) => hub?.publish(event);
-
-  // presence → deliveries → hub: late binding through closures keeps each factory simple.
-  let deliveries: DeliveryService | undefined;
+  // presence → deliveries → hub: late binding through this holder keeps each factory simple.
+  const late: { hub?: Hub; deliveries?: DeliveryService } = {};
+  const publish = (event: ShoalEvent) => late.hub?.publish(event);
   const presence = createPresence(
     {
       store: ctx.store,
       logger,
       onChange: (a, online) => {
         publish({ kind: 'presence', group: null, agentId: a.agentId, username: a.username, name: a.name, online });
-        if (!online) void deliveries?.agentOffline(a);
+        if (!online) void late.deliveries?.agentOffline(a);
       },
     },
     { heartbeatMs },
   );
-  deliveries = createDeliveryService(
+  const deliveries = createDeliveryService(
     {
       store: ctx.store,
       logger,
@@ -94,7 +92,9 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
     },
     { retryBaseMs: options.retryBaseMs ?? envMs('SHOAL_RETRY_MS'), ticketTtlMs: Limits.ticketTtlMs },
   );
-  hub = createHub({ store: ctx.store, logger, presence, deliveries }, { heartbeatMs, publicKey, serverVersion: ctx.version });
+  const hub = createHub({ store: ctx.store, logger, presence, deliveries }, { heartbeatMs, publicKey, serverVersion: ctx.version });
+  late.deliveries = deliveries;
+  late.hub = hub;
   await hub.register(app);
 
   registerDeliveryRoutes(app, ctx, { deliveries });
@@ -127,7 +127,7 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
     unsubscribe();
     if (!started) return;
     await d.stop();
-    await hub!.stop();
+    await hub.stop();
     await presence.stop();
   });
 
