@@ -1,11 +1,10 @@
 /**
  * The web UI's handle on the coordinator: the shared typed client (src/client/api-client.ts) bound to the
- * page's origin and the session token, plus two things pages need: a 401 hook that ends the session, and calls
- * to routes a given server build may not have yet (the page then says the feature is unavailable).
+ * page's origin and the session token, with a hook that ends the session when the server answers 401.
  * Errors are ShoalError with the server's stable code, so pages can put a message next to the right field.
  */
 import type { z } from 'zod';
-import { routes, type RouteDef, type RouteName, type Routes } from '../../src/protocol/api.ts';
+import type { RouteName, Routes } from '../../src/protocol/api.ts';
 import { ErrorCode, ShoalError } from '../../src/protocol/errors.ts';
 import {
   apiPrefix,
@@ -41,23 +40,11 @@ export interface ApiOptions {
   onUnauthenticated?: () => void;
 }
 
-/** Loose input for routes looked up by a name only known at run time. */
-export interface AnyInput {
-  params?: Record<string, unknown>;
-  query?: Record<string, unknown>;
-  body?: unknown;
-  signal?: AbortSignal;
-}
-
 /** A typed API handle bound to one token. */
 export interface Api {
   readonly token: string | null;
   readonly client: ApiClient;
   call<N extends Exclude<RouteName, RawRouteName>>(name: N, input?: CallInput<N>): Promise<CallOutput<N>>;
-  /** Calls a route by a name this build's table may lack; throws NOT_FOUND when it does. */
-  callAny(name: string, input?: AnyInput): Promise<unknown>;
-  /** True when the route table of this build has the named route. */
-  has(name: string): boolean;
   /** Uploads a file to a raw route (shareFile…), reporting progress in bytes. */
   upload<N extends RawRouteName>(
     name: N,
@@ -70,7 +57,6 @@ export interface Api {
 /** Makes an API handle for the page's own origin. */
 export function createApi(options: ApiOptions): Api {
   const client = createApiClient({ baseUrl: '', token: options.token ?? undefined });
-  const table = routes as Record<string, RouteDef>;
   const guard = async <T>(p: Promise<T>): Promise<T> => {
     try {
       return await p;
@@ -90,7 +76,6 @@ export function createApi(options: ApiOptions): Api {
   return {
     token: options.token,
     client,
-    has: (name) => Object.hasOwn(table, name),
     call(name, input) {
       const { signal, rest } = split(input);
       return guard(client.call(name, rest as unknown as RouteInput<typeof name>, { signal })) as Promise<CallOutput<typeof name>>;
@@ -109,15 +94,6 @@ export function createApi(options: ApiOptions): Api {
     download(name, input) {
       const { signal, rest } = split(input);
       return guard(client.download(name, rest as unknown as RouteInput<typeof name>, { signal }));
-    },
-    async callAny(name, input = {}) {
-      const def = table[name];
-      if (!def) throw new ShoalError(ErrorCode.NOT_FOUND, `this server has no ${name} route yet`);
-      if (Object.hasOwn(routes, name) && !def.raw && !def.stream) {
-        const { signal, ...rest } = input;
-        return guard(client.call(name as 'whoami', rest as never, { signal }));
-      }
-      throw new ShoalError(ErrorCode.BAD_REQUEST, `${name} is not a JSON route`);
     },
   };
 }

@@ -30,7 +30,7 @@ export function toFormErrors(err: unknown, byCode: CodeFields = {}, known: strin
     if (typeof d.field === 'string' && known.includes(d.field)) fields[d.field] = err.message;
     if (Object.keys(fields).length > 0) return { fields, form: null };
     if (err.code === ErrorCode.RATE_LIMITED) {
-      const retry = typeof d.retryAfter === 'number' ? ` Try again in ${Math.ceil(d.retryAfter)} s.` : '';
+      const retry = typeof d.retryAfterSeconds === 'number' ? ` Try again in ${Math.ceil(d.retryAfterSeconds)} s.` : '';
       return { fields, form: `Too many attempts.${retry}` };
     }
   }

@@ -5,10 +5,11 @@
  */
 import { useState } from 'react';
 import type { ShoalEvent } from '../../../src/protocol/events.ts';
-import { errorMessage } from '../api.ts';
+import { ErrorCode } from '../../../src/protocol/errors.ts';
+import { errorCode, errorMessage } from '../api.ts';
 import { ErrorNotice } from '../components/field.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
-import { hasRoutes, listPending, listReceivers, type PendingEntry, type Receiver } from '../delivery-routes.ts';
+import { listPending, listReceivers, type PendingEntry } from '../delivery-routes.ts';
 import { formatBytes, formatDate, formatRate } from '../format.ts';
 import { useLiveEvents, useLiveRefresh, useLiveStatus } from '../live.tsx';
 import { useSession } from '../session.tsx';
@@ -29,22 +30,16 @@ interface Outcome {
 
 /** The dashboard page. */
 export function DashboardPage() {
-  const { api } = useSession();
+  const { api, user } = useSession();
   const live = useLiveStatus();
-  const receiversAvailable = hasRoutes(api, 'listReceivers');
-  const pendingAvailable = hasRoutes(api, 'listPending');
-
-  const receivers = useLoad(
-    (signal) => (receiversAvailable ? listReceivers(api, signal) : Promise.resolve([] as Receiver[])),
-    [api, receiversAvailable],
-  );
-  // Recent outcomes: what the pending lists of my groups say, newest first.
+  const receivers = useLoad((signal) => listReceivers(api, signal), [api]);
+  // Recent outcomes: what the pending lists of the groups I manage say, newest first.
   const outcomes = useLoad(
-    async (signal) => {
-      if (!pendingAvailable) return [] as Array<PendingEntry & { group: string }>;
-      const { groups } = await api.call('myGroups', { signal });
+    async (signal): Promise<Array<PendingEntry & { group: string }>> => {
+      const { groups } = user?.isAdmin ? await api.call('listGroups', { signal }) : await api.call('myGroups', { signal });
+      const managed = groups.filter((g) => user?.isAdmin || g.myRole === 'owner');
       const lists = await Promise.all(
-        groups.slice(0, 20).map((g) =>
+        managed.slice(0, 20).map((g) =>
           listPending(api, g.name, signal)
             .then((l) => l.map((e) => ({ ...e, group: g.name })))
             .catch(() => []),
@@ -52,7 +47,7 @@ export function DashboardPage() {
       );
       return lists.flat();
     },
-    [api, pendingAvailable],
+    [api, user?.isAdmin],
   );
   const reloadAll = () => {
     receivers.reload();
@@ -121,9 +116,8 @@ export function DashboardPage() {
       <div className="grid">
         <section aria-labelledby="receivers-title" className="card">
           <h2 id="receivers-title">Active receivers</h2>
-          {!receiversAvailable && <p className="empty">Receiver presence is not available on this server yet.</p>}
           <ErrorNotice error={receivers.error ? errorMessage(receivers.error) : null} />
-          {receivers.data && receiversAvailable && receivers.data.length === 0 && <p className="empty">No receiver is online.</p>}
+          {receivers.data && receivers.data.length === 0 && <p className="empty">No receiver is online.</p>}
           {receivers.data && receivers.data.length > 0 && (
             <div className="table-wrap">
               <table aria-label="Active receivers">
@@ -134,6 +128,9 @@ export function DashboardPage() {
                     <th scope="col">Address</th>
                     <th scope="col">Since</th>
                     <th scope="col">Receiving</th>
+                    <th scope="col">
+                      <span className="sr-only">Check</span>
+                    </th>
                   </tr>
                 </thead>
                 <tbody>
@@ -144,6 +141,9 @@ export function DashboardPage() {
                       <td className="mono">{r.address}</td>
                       <td>{formatDate(r.since)}</td>
                       <td>{r.receiving?.length ? r.receiving.map((t) => t.fileName).join(', ') : '–'}</td>
+                      <td>
+                        <CheckButton agentId={r.agentId} name={r.name} />
+                      </td>
                     </tr>
                   ))}
                 </tbody>
@@ -176,9 +176,8 @@ export function DashboardPage() {
 
         <section aria-labelledby="recent-title" className="card wide">
           <h2 id="recent-title">Recent deliveries and failures</h2>
-          {!pendingAvailable && <p className="empty">Deliveries are not available on this server yet.</p>}
           <ErrorNotice error={outcomes.error ? errorMessage(outcomes.error) : null} />
-          {pendingAvailable && outcomes.data && recent.length === 0 && <p className="empty">No delivery has finished yet.</p>}
+          {outcomes.data && recent.length === 0 && <p className="empty">No delivery has finished yet.</p>}
           {recent.length > 0 && (
             <div className="table-wrap">
               <table aria-label="Recent deliveries and failures">
@@ -212,5 +211,34 @@ export function DashboardPage() {
         </section>
       </div>
     </>
+  );
+}
+
+/** Round-trip probe to one receiver, showing its time or "not answering". */
+function CheckButton({ agentId, name }: { agentId: string; name: string }) {
+  const { api } = useSession();
+  const [result, setResult] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const check = async () => {
+    setBusy(true);
+    setResult(null);
+    try {
+      const r = await api.call('checkReceiver', { params: { agentId } });
+      setResult(`answered in ${r.rttMs.toFixed(0)} ms`);
+    } catch (err) {
+      setResult(errorCode(err) === ErrorCode.NOT_ANSWERING ? 'not answering' : errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <span className="check">
+      <button type="button" disabled={busy} aria-label={`Check ${name}`} onClick={() => void check()}>
+        {busy ? 'Checking…' : 'Check'}
+      </button>{' '}
+      <span role="status" className="subtle">
+        {result}
+      </span>
+    </span>
   );
 }

@@ -6,7 +6,8 @@ import { useMemo, useState, type FormEvent } from 'react';
 import { errorMessage } from '../api.ts';
 import { ErrorNotice, SelectField } from '../components/field.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
-import { addPending, hasRoutes, listPending, sendPending, type PendingEntry } from '../delivery-routes.ts';
+import { addPending, listPending, sendPending, type PendingEntry } from '../delivery-routes.ts';
+import { ConfirmButton } from '../components/confirm-button.tsx';
 import { formatBytes, formatDate, formatRate } from '../format.ts';
 import { useLiveRefresh } from '../live.tsx';
 import { useSession } from '../session.tsx';
@@ -16,21 +17,20 @@ import { UploadForm } from './group-files-tab.tsx';
 /** The pending tab. */
 export function PendingTab({ group, manage }: { group: string; manage: boolean }) {
   const { api } = useSession();
-  const available = hasRoutes(api, 'listPending');
   const pending = useLoad(
-    (signal) => (available ? listPending(api, group, signal) : Promise.resolve([] as PendingEntry[])),
-    [api, group, available],
+    (signal) => (manage ? listPending(api, group, signal) : Promise.resolve([] as PendingEntry[])),
+    [api, group, manage],
   );
   useLiveRefresh(
     pending.reload,
     (e) => (e.kind === 'recipient' || e.kind === 'delivery' || e.kind === 'membership') && e.group === group,
     5000,
   );
-  if (!available) {
+  if (!manage) {
     return (
       <section aria-labelledby="pending-title">
         <h2 id="pending-title">Pending</h2>
-        <p className="notice">Pending deliveries are not available on this server yet.</p>
+        <p className="notice">The pending list is managed by the group's owners; files sent to the group reach your agent by themselves.</p>
       </section>
     );
   }
@@ -40,7 +40,7 @@ export function PendingTab({ group, manage }: { group: string; manage: boolean }
       {manage && <PendingActions group={group} onChange={pending.reload} />}
       <ErrorNotice error={pending.error ? errorMessage(pending.error) : null} />
       {pending.data && pending.data.length === 0 && <p className="empty">Nothing pending in this group.</p>}
-      {pending.data && pending.data.length > 0 && <PendingTable entries={pending.data} />}
+      {pending.data && pending.data.length > 0 && <PendingTable group={group} entries={pending.data} onChange={pending.reload} />}
     </section>
   );
 }
@@ -151,7 +151,8 @@ export function statusText(e: PendingEntry): string {
 }
 
 /** The file × member table. */
-export function PendingTable({ entries }: { entries: PendingEntry[] }) {
+export function PendingTable({ group, entries, onChange }: { group: string; entries: PendingEntry[]; onChange: () => void }) {
+  const { api } = useSession();
   const { files, members, cell } = useMemo(() => {
     const files = new Map<string, { deliveryId: string; name: string; size: number }>();
     const members = new Set<string>();
@@ -174,6 +175,9 @@ export function PendingTable({ entries }: { entries: PendingEntry[] }) {
                 {m}
               </th>
             ))}
+            <th scope="col">
+              <span className="sr-only">Actions</span>
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -201,6 +205,18 @@ export function PendingTable({ entries }: { entries: PendingEntry[] }) {
                   </td>
                 );
               })}
+              <td className="row-actions">
+                <ConfirmButton
+                  label="Remove"
+                  accessibleLabel={`Remove ${f.name} from the pending list`}
+                  question={`Remove “${f.name}” from the pending list? Receivers still fetching it stop.`}
+                  confirmLabel="Remove from pending"
+                  onConfirm={async () => {
+                    await api.call('cancelPending', { params: { group, deliveryId: f.deliveryId } });
+                    onChange();
+                  }}
+                />
+              </td>
             </tr>
           ))}
         </tbody>

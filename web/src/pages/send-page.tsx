@@ -3,14 +3,14 @@ import { useState, type FormEvent } from 'react';
 import { errorMessage } from '../api.ts';
 import { ErrorNotice, TextField } from '../components/field.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
-import { routeFor } from '../delivery-routes.ts';
+import { ErrorCode } from '../../../src/protocol/errors.ts';
+import { errorCode } from '../api.ts';
 import { formatBytes } from '../format.ts';
 import { useSession } from '../session.tsx';
 
 /** The send page. */
 export function SendPage() {
   const { api } = useSession();
-  const route = routeFor(api, 'sendToUser');
   const [to, setTo] = useState('');
   const [file, setFile] = useState<File | null>(null);
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -26,18 +26,18 @@ export function SendPage() {
     if (!to.trim()) errs.to = 'Who should receive it?';
     if (!file) errs.file = 'Choose a file.';
     setErrors(errs);
-    if (Object.keys(errs).length || !file || !route) return;
+    if (Object.keys(errs).length || !file) return;
     setProgress({ done: 0, total: file.size });
     try {
-      await api.client.upload(route as never, { params: { username: to.trim() }, query: { name: file.name } } as never, file, {
-        size: file.size,
-        onProgress: (d, t) => setProgress({ done: d, total: t ?? file.size }),
+      await api.upload('sendDirect', {
+        query: { to: to.trim(), name: file.name },
+        file,
+        onProgress: (d, t) => setProgress({ done: d, total: t }),
       });
       setStatus(`Sending ${file.name} to ${to.trim()}: it arrives as soon as their agent is online.`);
     } catch (err) {
-      const msg = errorMessage(err);
-      if (/user/i.test(msg)) setErrors({ to: msg });
-      else setFormError(msg);
+      if (errorCode(err) === ErrorCode.USER_NOT_FOUND) setErrors({ to: errorMessage(err) });
+      else setFormError(errorMessage(err));
     } finally {
       setProgress(null);
     }
@@ -46,12 +46,11 @@ export function SendPage() {
   return (
     <>
       <h1>Send a file to one user</h1>
-      {!route && <p className="notice">Sending to one user is not available on this server yet.</p>}
       <form className="card" onSubmit={(e) => void submit(e)} noValidate>
         <TextField label="To (username)" name="to" autoCapitalize="none" value={to} onChange={(e) => setTo(e.target.value)} error={errors.to} />
         <TextField label="File" name="file" type="file" onChange={(e) => setFile(e.target.files?.[0] ?? null)} error={errors.file} />
         <div className="actions">
-          <button type="submit" className="primary" disabled={!route || progress !== null}>
+          <button type="submit" className="primary" disabled={progress !== null}>
             Send
           </button>
         </div>
