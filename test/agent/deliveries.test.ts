@@ -92,7 +92,7 @@ describe('deliveries to agents', () => {
     const fileId = (sent.body as { file: { id: string } }).file.id;
     assert.equal((await tc.client.call('GET', `/api/v1/files/${fileId}/holders`, { token: tokens.bob })).status, 404);
     assert.equal((await tc.client.call('GET', `/api/v1/files/${fileId}/holders`, { token: tokens.dave })).status, 200);
-    const bobFiles = await readdir(join(agents[1].downloadDir)).catch(() => []);
+    const bobFiles: string[] = await readdir(agents[1].downloadDir).catch(() => []);
     assert.ok(!bobFiles.includes('_direct'));
   });
 
