@@ -38,6 +38,8 @@ export interface ServedEvent {
   user: string;
   /** False when the peer went away before the end. */
   complete: boolean;
+  /** The peer's address and port (one per connection, so a downloader's streams are told apart). */
+  remote: string;
 }
 
 export interface PieceHandlerDeps {
@@ -135,7 +137,7 @@ export async function handlePieceRequest(
       if (!res.headersSent) sendError(res, 500, ErrorCode.INTERNAL, 'read failed');
       else res.destroy();
     } finally {
-      deps.onServed?.({ sha256, index, bytes, user: claims.user, complete });
+      deps.onServed?.({ sha256, index, bytes, user: claims.user, complete, remote: `${req.socket.remoteAddress}:${req.socket.remotePort}` });
     }
     return true;
   } catch (err) {
