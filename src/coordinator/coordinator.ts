@@ -195,8 +195,8 @@ export function createCoordinator(deps: { store: Store; logger: Logger }, option
       try {
         for (const sha of await store.listOrphanBlobs()) {
           if (blobs.isPinned(sha)) continue;
-          await store.deleteBlob(sha);
-          await blobs.remove(sha);
+          // deleteBlob re-checks orphanhood in the database, so a share racing with us keeps its bytes.
+          if (await store.deleteBlob(sha)) await blobs.remove(sha);
         }
       } catch (err) {
         logger.warn('blob garbage collection failed', { err });

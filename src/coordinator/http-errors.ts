@@ -99,7 +99,7 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
       reply.header('retry-after', String(shoal.details.retryAfterS));
     }
     // A half-read upload body would otherwise keep the socket busy; answer and close.
-    if (status === 413 || shoal.code === ErrorCode.ABORTED) reply.header('connection', 'close');
+    if (status === 413 || shoal.code === ErrorCode.ABORTED || !req.raw.complete) reply.header('connection', 'close');
     void reply.code(status).type('application/json; charset=utf-8').send(errorBody(shoal));
   });
 }

@@ -11,7 +11,10 @@ export function registerAuditRoutes(app: FastifyInstance, ctx: CoordinatorContex
   defineRoute(app, ctx, 'audit', async ({ query, user }) => {
     const limit = query.limit ?? 100;
     let rows: AuditRow[];
-    if (query.group !== undefined) {
+    if (query.group !== undefined && user.isAdmin) {
+      // By name, so the history of a deleted group stays readable.
+      rows = await store.listAudit({ groupName: query.group, limit });
+    } else if (query.group !== undefined) {
       const g = await ctx.auth.requireGroup(query.group);
       await ctx.auth.requireOwner(g, user);
       rows = await store.listAudit({ groupName: g.name, limit });
