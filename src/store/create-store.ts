@@ -7,7 +7,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, sql, type DialectAdapter } from 'kysely';
+import {
+  CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, sql, type DatabaseConnection,
+  type DialectAdapter, type Driver, type SqliteDialectConfig,
+} from 'kysely';
 import { ErrorCode, ShoalError } from '../protocol/errors.ts';
 import { silentLogger, type Logger } from '../logger.ts';
 import { KyselyStore, type Database } from './kysely-store.ts';
@@ -66,7 +69,29 @@ class TransactionalDdlSqliteAdapter extends SqliteAdapter {
   }
 }
 
+/**
+ * Transactions take the write lock when they begin (BEGIN IMMEDIATE). A deferred transaction that reads and
+ * then writes fails at once with SQLITE_BUSY when another process wrote in between, busy_timeout or not;
+ * an immediate one waits for the lock instead. Within one process Kysely already runs one at a time.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
 class SqliteStoreDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+
   override createAdapter(): DialectAdapter {
     return new TransactionalDdlSqliteAdapter();
   }

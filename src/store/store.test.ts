@@ -8,6 +8,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
 import { ErrorCode, isShoalError, type ErrorCode as Code } from '../protocol/errors.ts';
 import { createTestDatabase, pgSkipReason, pgUrl } from '../../test/support/postgres.ts';
@@ -45,6 +48,49 @@ const dialects: DialectCase[] = [
     },
   },
 ];
+
+/**
+ * Runs `body` (an ES module body with `createStore` imported and `url` defined) in a child Node process.
+ * Resolves with its stdout once it exits, or once it printed `until` — then it is killed with SIGKILL.
+ * Bounded: a child that does neither within 30 s is killed and the call fails.
+ */
+async function runChild(url: string, body: string, until?: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-store-child-'));
+  const script = path.join(dir, 'child.mts');
+  const createStoreUrl = new URL('./create-store.ts', import.meta.url).href;
+  await writeFile(script, `import { createStore } from ${JSON.stringify(createStoreUrl)};\nconst url = process.env.STORE_URL;\n${body}\n`);
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    env: { ...process.env, STORE_URL: url },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = once(child, 'exit');
+  let out = '';
+  let err = '';
+  try {
+    child.stderr.on('data', (d) => (err += d));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`child timed out; stdout: ${out} stderr: ${err}`)), 30_000);
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (until !== undefined && out.includes(until)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        if (until === undefined && code === 0) resolve();
+        else reject(new Error(`child exited with ${code}; stderr: ${err}`));
+      });
+    });
+    return out;
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 /** Awaits `p` and asserts it fails with a ShoalError of `code`. */
 async function rejectsWith(p: Promise<unknown>, code: Code): Promise<void> {
@@ -726,6 +772,63 @@ for (const dialect of dialects) {
     });
 
     describe('lifetime', () => {
+      it('keeps committed rows and drops the open transaction when the process is killed (SIGKILL)', async () => {
+        const own = await dialect.fresh();
+        try {
+          // The child commits one user, then dies (SIGKILL) inside a transaction that inserted another.
+          await runChild(
+            own.url,
+            `const store = await createStore({ url });
+await store.createUser({ username: 'committed', passwordHash: 'h', isAdmin: false });
+await store.transaction(async (tx) => {
+  await tx.createUser({ username: 'uncommitted', passwordHash: 'h', isAdmin: false });
+  console.log('inside');
+  await new Promise(() => setInterval(() => {}, 1000));
+});`,
+            'inside',
+          );
+          const after = await createStore({ url: own.url });
+          try {
+            assert.ok(await after.getUserByName('committed'), 'the committed row survived');
+            assert.equal(await after.getUserByName('uncommitted'), undefined, 'the open transaction left nothing');
+            assert.equal(await after.countUsers(), 1);
+            // Still writable: no lock or half-state left behind.
+            await after.createUser({ username: 'after-kill', passwordHash: 'h', isAdmin: false });
+            assert.equal(await after.countUsers(), 2);
+          } finally {
+            await after.close();
+          }
+        } finally {
+          await own.cleanup();
+        }
+      });
+
+      it('lets several processes open (and migrate) the same database at once', async () => {
+        const own = await dialect.fresh();
+        try {
+          const outs = await Promise.all(
+            [1, 2].map((i) =>
+              runChild(
+                own.url,
+                `const store = await createStore({ url });
+await store.createUser({ username: 'proc-${i}', passwordHash: 'h', isAdmin: false });
+console.log('users', await store.countUsers());
+await store.close();`,
+              ),
+            ),
+          );
+          assert.equal(outs.length, 2);
+          const s = await createStore({ url: own.url });
+          try {
+            assert.deepEqual((await s.listUsers()).map((u) => u.username), ['proc-1', 'proc-2']);
+          } finally {
+            await s.close();
+          }
+        } finally {
+          await own.cleanup();
+        }
+      });
+
       it('keeps a finished row across close and reopen, and migrating again changes nothing', async () => {
         const own = await dialect.fresh();
         try {
