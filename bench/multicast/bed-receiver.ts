@@ -1,0 +1,70 @@
+/**
+ * One multicast receiver on the namespace bed: `node --import tsx bed-receiver.ts CONFIG.json K`, run inside
+ * namespace rK. Serves a tiny HTTP control channel on its bed address (GET /status?pass=N, GET /bye) that the
+ * bed sender uses instead of the agent's WebSocket. Prints one JSON line when listening ({"ready":K}) and one
+ * when the file is verified and in place ({"done":K,...}); exits on /bye or after the config's timeout.
+ */
+import http from 'node:http';
+import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { createLogger } from '../../src/logger.ts';
+import { openPartialFile } from '../../src/transfer/pieces/partial-file.ts';
+import { createMulticastReceiver } from '../../src/transfer/multicast/receiver.ts';
+import { readBedConfig, receiverIp } from './bed-config.ts';
+
+const [configPath, kArg] = process.argv.slice(2);
+const c = await readBedConfig(configPath);
+const k = Number(kArg);
+const ip = receiverIp(c, k);
+const logger = createLogger({ level: (process.env.SHOAL_LOG as 'info' | undefined) ?? 'warn', component: `bed:r${k}` });
+const dir = join(c.destRoot, `r${k}`);
+const partial = await openPartialFile({ manifest: c.manifest, destDir: dir, logger, durable: false });
+const receiver = createMulticastReceiver({ logger, partial }, {
+  address: c.group, port: c.port, interface: ip, key: Buffer.from(c.keyHex, 'hex'), transferId: c.transferId,
+  manifest: c.manifest, chunkSize: c.chunkSize, receiverId: `r${k}`,
+});
+await receiver.start();
+const t0 = Date.now();
+let finished: Promise<void> | null = null;
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url ?? '/', 'http://x');
+  if (url.pathname === '/status') {
+    const pass = Number(url.searchParams.get('pass') ?? '0');
+    void receiver.waitPassEnd(pass, 1500).then(async () => {
+      // Chunks being opened and written right now are not missing: let the disk queue settle briefly.
+      await new Promise((r) => setTimeout(r, 30));
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(receiver.status()));
+    });
+    return;
+  }
+  if (url.pathname === '/bye') {
+    res.end('bye');
+    void shutdown(0);
+    return;
+  }
+  res.statusCode = 404;
+  res.end();
+});
+await new Promise<void>((resolve) => server.listen(c.controlPort, ip, resolve));
+console.log(JSON.stringify({ ready: k, recvBufferBytes: receiver.stats.recvBufferBytes }));
+
+finished = receiver.whenComplete().then(async () => {
+  const path = await partial.finalize();
+  const left = (await readdir(dir)).filter((n) => n.includes('.shoal-'));
+  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, cpu: process.cpuUsage() }));
+}, () => undefined);
+
+const timer = setTimeout(() => void shutdown(2), c.timeoutMs);
+async function shutdown(code: number): Promise<void> {
+  clearTimeout(timer);
+  server.close();
+  await receiver.stop();
+  await finished;
+  if (!partial.complete) {
+    console.log(JSON.stringify({ failed: k, status: receiver.status().missing.length, stats: receiver.stats }));
+    await partial.close().catch(() => undefined);
+  }
+  process.exit(code);
+}
