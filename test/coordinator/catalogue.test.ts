@@ -54,7 +54,7 @@ describe('file catalogue', () => {
   });
 
   it('serves a file with its manifest, ETag and a safe Content-Disposition', async () => {
-    const [pdf] = (await api('GET', '/groups/docs/files?search=Annual', { token: tokens.carol })).body.files as { id: string; sha256: string }[];
+    const [pdf] = ((await api('GET', '/groups/docs/files?search=Annual', { token: tokens.carol })).body as { files: { id: string; sha256: string }[] }).files;
     const one = await api('GET', `/groups/docs/files/${pdf.id}`, { token: tokens.carol });
     assert.equal(one.status, 200);
     const manifest = (one.body as { manifest: { pieces: string[]; size: number; sha256: string } }).manifest;
