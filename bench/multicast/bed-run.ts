@@ -127,11 +127,11 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
       child.once('exit', () => { clearTimeout(t); resolveReady(false); });
     })));
     if (ready.some((r) => !r)) throw new Error(`receivers did not start: ${stderr.slice(0, 2000)}`);
-    let senderLine: { result: SendResult; start: number; end: number; cpu: { user: number; system: number } } | null = null;
+    const got: { line: { result: SendResult; start: number; end: number; cpu: { user: number; system: number } } | null } = { line: null };
     const sender = exec(o.env.TB_S_NS ?? 's', 'bed-sender.ts', cfgPath);
-    lines(sender, (l) => { try { senderLine = JSON.parse(l); } catch { /* not ours */ } });
+    lines(sender, (l) => { try { got.line = JSON.parse(l); } catch { /* not ours */ } });
     await Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))));
-    const s = senderLine as typeof senderLine | null;
+    const s = got.line;
     const last = Math.max(...outcomes.map((x) => x.at ?? Infinity));
     return {
       result: s?.result ?? null, start: s?.start ?? 0, end: s?.end ?? 0, senderCpuUs: s ? s.cpu.user + s.cpu.system : 0,

@@ -53,7 +53,7 @@ describe('multicast receiver under fuzz', () => {
     t.after(async () => { fuzzer.close(); await receiver.stop(); });
 
     const chunks = src.manifest.size / chunkSize;
-    const { count, size } = fragmentLayout(chunkSize + 16, 1500 - 28 - 24);
+    const { count } = fragmentLayout(chunkSize + 16, 1500 - 28 - 24);
     const valid = (id: Uint8Array, chunk: number, fragment: number) => encodeDatagram({
       kind: DatagramKind.DATA, transferId: id, chunk, epoch: 0, fragment, fragments: count,
       payload: randomBytes(fragmentSpan(chunkSize + 16, count, fragment).length),
