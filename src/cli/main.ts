@@ -68,6 +68,7 @@ function hintFor(err: ShoalError, ctx: CommandContext): string | undefined {
     case ErrorCode.TLS_FINGERPRINT_MISMATCH:
       return err.message.includes('shoal login') ? undefined : retrustHint(String(err.details?.host ? `https://${err.details.host}` : 'URL'), err.details?.actual as string | undefined);
     case ErrorCode.RATE_LIMITED: {
+      if (/retry|try again/i.test(err.message)) return undefined;
       const secs = err.details?.retryAfterSeconds;
       return typeof secs === 'number' ? `try again in ${secs} s` : 'wait a little and try again';
     }

@@ -45,6 +45,14 @@ export async function openSession(io: CliIo, opts: { requireToken?: boolean } = 
   };
 }
 
+/** Saves `fingerprint` as the trusted one for `url` (a failed login afterwards does not undo the trust). */
+async function remember(home: string, config: CliConfig, url: string, fingerprint: string): Promise<void> {
+  config.knownHosts[url] = fingerprint;
+  // The active session's pin follows when it is for the same coordinator.
+  if (config.url === url) config.fingerprint = fingerprint;
+  await saveConfig(home, config);
+}
+
 /** How to re-trust a coordinator whose certificate changed on purpose. */
 export function retrustHint(url: string, fingerprint?: string): string {
   return `if the coordinator's certificate was replaced on purpose, check the new fingerprint with its operator and run: shoal login ${url} --user NAME --fingerprint ${fingerprint ?? 'NEW_FINGERPRINT'}`;
@@ -57,6 +65,7 @@ export function retrustHint(url: string, fingerprint?: string): string {
  */
 export async function trustServer(
   out: Output,
+  home: string,
   config: CliConfig,
   rawUrl: string,
   explicit: string | undefined,
@@ -75,6 +84,7 @@ export async function trustServer(
       );
     }
     if (known && !sameFingerprint(known, pinned)) out.note(`Replacing the trusted certificate of ${url} (was ${known}).`);
+    if (!known || !sameFingerprint(known, pinned)) await remember(home, config, url, pinned);
     return { url, fingerprint: pinned };
   }
   if (known) {
@@ -90,6 +100,7 @@ export async function trustServer(
   }
   out.note(`First connection to ${url}. Its certificate fingerprint (SHA-256) is:\n  ${probe.fingerprint}`);
   out.note('Compare it with the fingerprint the coordinator printed when it started; it is now trusted for this URL.');
+  await remember(home, config, url, probe.fingerprint);
   return { url, fingerprint: probe.fingerprint };
 }
 

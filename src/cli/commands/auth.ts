@@ -49,7 +49,7 @@ export function registerAuthCommands(program: Command, ctx: CommandContext): voi
       const out = ctx.output(opts);
       const home = configHome(ctx.io.env);
       const config = await loadConfig(home);
-      const { url, fingerprint } = await trustServer(out, config, rawUrl, opts.fingerprint, ctx.io.signal);
+      const { url, fingerprint } = await trustServer(out, home, config, rawUrl, opts.fingerprint, ctx.io.signal);
       const password = await readPassword(ctx.io, { fromStdin: opts.passwordStdin, prompt: `New password for ${opts.user}: `, confirm: true });
       const { api, close } = connect(url, fingerprint);
       ctx.defer(close);
@@ -76,8 +76,9 @@ export function registerAuthCommands(program: Command, ctx: CommandContext): voi
     .option('--json', 'print JSON')
     .action(async (rawUrl: string, opts: LoginOpts) => {
       const out = ctx.output(opts);
-      const config = await loadConfig(configHome(ctx.io.env));
-      const { url, fingerprint } = await trustServer(out, config, rawUrl, opts.fingerprint, ctx.io.signal);
+      const home = configHome(ctx.io.env);
+      const config = await loadConfig(home);
+      const { url, fingerprint } = await trustServer(out, home, config, rawUrl, opts.fingerprint, ctx.io.signal);
       const password = await readPassword(ctx.io, { fromStdin: opts.passwordStdin, prompt: `Password for ${opts.user}: ` });
       const res = await doLogin(ctx, out, url, fingerprint, opts.user, password);
       out.result({ user: res.user, url, fingerprint, expiresAt: res.expiresAt }, () =>
