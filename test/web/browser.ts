@@ -64,6 +64,8 @@ export function ensureWebBuilt(): void {
 /** A running coordinator serving the web UI, and a browser pointed at it. */
 export interface WebBed {
   url: string;
+  /** SHA-256 fingerprint of the coordinator's certificate (for agents that pin it). */
+  fingerprint: string;
   coordinator: Coordinator;
   store: Store;
   dataDir: string;
@@ -109,6 +111,7 @@ export async function startWebBed(): Promise<WebBed> {
     const pages: Page[] = [];
     return {
       url: started.url,
+      fingerprint: started.fingerprint,
       coordinator,
       store,
       dataDir,
@@ -170,4 +173,14 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(screenshotDir, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+/** The bearer token the page's signed-in session holds (sessionStorage). */
+export async function sessionToken(page: Page): Promise<string> {
+  const token = await page.evaluate(() => {
+    const raw = sessionStorage.getItem('shoal.session');
+    return raw ? (JSON.parse(raw) as { token?: string }).token : undefined;
+  });
+  if (!token) throw new Error('the page is not signed in');
+  return token;
 }

@@ -88,7 +88,7 @@ describe('web UI in Chromium', { skip }, () => {
       ['notes.txt', notes, 'text/plain'],
     ] as const) {
       await bob.getByLabel('Share a file').setInputFiles({ name, mimeType, buffer: bytes });
-      await bob.getByRole('button', { name: 'Upload' }).click();
+      await bob.getByRole('button', { name: 'Upload', exact: true }).click();
       await bob.getByRole('status').filter({ hasText: `Shared ${name}` }).waitFor();
     }
     const table = bob.getByRole('table', { name: 'Files' });

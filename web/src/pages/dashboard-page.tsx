@@ -114,7 +114,7 @@ export function DashboardPage() {
         </p>
       )}
       <div className="grid">
-        <section aria-labelledby="receivers-title" className="card">
+        <section aria-labelledby="receivers-title" className="card wide">
           <h2 id="receivers-title">Active receivers</h2>
           <ErrorNotice error={receivers.error ? errorMessage(receivers.error) : null} />
           {receivers.data && receivers.data.length === 0 && <p className="empty">No receiver is online.</p>}
