@@ -134,6 +134,35 @@ describe('swarm downloader', () => {
     await partial.abort();
   });
 
+  it('asks for a fresh ticket when holders say it expired, and finishes', async () => {
+    const file = await sampleFile(scratch, 6 * 16 * 1024, 16 * 1024);
+    const h = await startHolder(scratch, { id: 'seed', keys, tls, file });
+    const partial = await openPartialFile({ manifest: file.manifest, destDir: await scratch.dir(), logger: silentLogger });
+    const expired = signTicket(keys.privateKey, { user: 'alice', sha256: file.manifest.sha256, expiresAt: Date.now() - 1000 });
+    let refreshed = 0;
+    await downloadFile({
+      manifest: file.manifest, holders: [h.holder], ticket: expired, partial, logger: silentLogger,
+      refreshTicket: async () => {
+        refreshed++;
+        return ticketFor(keys, file.manifest.sha256);
+      },
+    });
+    assert.equal(refreshed, 1);
+    assert.equal(sha(await readFile(await partial.finalize())), file.manifest.sha256);
+  });
+
+  it('fails with FORBIDDEN when the holder no longer lets the user fetch', async () => {
+    const file = await sampleFile(scratch, 4 * 16 * 1024, 16 * 1024);
+    const h = await startHolder(scratch, { id: 'seed', keys, tls, file, deps: { authorize: (c) => c.user !== 'removed' } });
+    const partial = await openPartialFile({ manifest: file.manifest, destDir: await scratch.dir(), logger: silentLogger });
+    await assert.rejects(
+      downloadFile({ manifest: file.manifest, holders: [h.holder], ticket: ticketFor(keys, file.manifest.sha256, 'removed'), partial, logger: silentLogger }),
+      (e) => isShoalError(e, 'FORBIDDEN'),
+    );
+    assert.equal(h.events.length, 0);
+    await partial.abort();
+  });
+
   it('stops with ABORTED when its signal fires', async () => {
     const file = await sampleFile(scratch, 64 * 16 * 1024, 16 * 1024);
     const reg = createPieceRegistry();

@@ -43,6 +43,9 @@ export interface DownloadOptions {
   holders: Holder[];
   /** Ticket for this file, sent as `Authorization: Bearer`. */
   ticket: string;
+  /** Asked for a fresh ticket when holders say the current one expired (tickets live minutes, big files
+   * longer); without it an expired ticket ends the download with TICKET_EXPIRED. */
+  refreshTicket?: () => Promise<string>;
   partial: PartialFile;
   /** Parallel connections per holder (default 4). */
   streams?: number;
@@ -83,6 +86,8 @@ interface HolderState {
   /** Pieces it said it has; null = assume every piece. */
   have: Bitfield | null;
   ready: boolean;
+  /** Waiting for a fresh ticket. */
+  paused: boolean;
   active: number;
   failures: number;
   dropped: { reason: string; code: ErrorCodeT } | null;
@@ -95,6 +100,8 @@ interface HolderState {
 interface InFlight {
   holder: HolderState;
   index: number;
+  /** The ticket the request was sent with. */
+  ticket: string;
   controller: AbortController;
   cancelled: boolean;
 }
@@ -102,7 +109,10 @@ interface InFlight {
 /** Downloads every missing piece of `partial`; resolves with per-holder figures, throws PEER_FAILED (or the
  * ticket error every holder gave) when no holder can finish it, ABORTED when `signal` fires. */
 export async function downloadFile(options: DownloadOptions): Promise<DownloadResult> {
-  const { manifest, partial, ticket } = options;
+  const { manifest, partial } = options;
+  let ticket = options.ticket;
+  let refreshing: Promise<boolean> | null = null;
+  let refreshes = 0;
   const log = options.logger.child('swarm:downloader');
   const streams = Math.max(1, Math.min(64, options.streams ?? 4));
   const maxFailures = options.maxFailures ?? 4;
@@ -130,6 +140,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     dispatcher: createPinnedDispatcher({ fingerprint: h.fingerprint, ca: options.ca, connections: streams }),
     have: null,
     ready: false,
+    paused: false,
     active: 0,
     failures: 0,
     dropped: null,
@@ -236,7 +247,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     }
     const now = Date.now();
     for (const s of states) {
-      if (s.dropped || !s.ready) continue;
+      if (s.dropped || !s.ready || s.paused) continue;
       if (s.backoffUntil > now) {
         s.timer ??= setTimeout(() => {
           s.timer = null;
@@ -252,7 +263,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     }
     const alive = live();
     const active = alive.reduce((n, s) => n + s.active, 0);
-    const waiting = alive.some((s) => !s.ready || s.backoffUntil > now);
+    const waiting = alive.some((s) => !s.ready || s.paused || s.backoffUntil > now);
     if (alive.length === 0) {
       finish(failure());
       return;
@@ -278,7 +289,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const failure = () => {
     const codes = new Set(droppedHolders.map((d) => d.code));
     const only = codes.size === 1 ? [...codes][0] : null;
-    const code = only === ErrorCode.TICKET_EXPIRED || only === ErrorCode.TICKET_INVALID ? only : ErrorCode.PEER_FAILED;
+    const code = only === ErrorCode.TICKET_EXPIRED || only === ErrorCode.TICKET_INVALID || only === ErrorCode.FORBIDDEN ? only : ErrorCode.PEER_FAILED;
     return new ShoalError(code, `every holder failed (${want.size} pieces missing)`, { badHolders, droppedHolders });
   };
 
@@ -301,7 +312,9 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         }
       } else {
         const code = errorCode(text);
-        if (code === ErrorCode.TICKET_INVALID || code === ErrorCode.TICKET_EXPIRED || code === ErrorCode.FILE_NOT_FOUND) {
+        if (code === ErrorCode.TICKET_EXPIRED && options.refreshTicket) {
+          // The piece requests will refresh it; the bitfield is optional.
+        } else if (code === ErrorCode.TICKET_INVALID || code === ErrorCode.TICKET_EXPIRED || code === ErrorCode.FORBIDDEN || code === ErrorCode.FILE_NOT_FOUND) {
           drop(s, code, `holder answered ${r.statusCode} ${code}`);
         }
         // Anything else (an older holder without this route): assume it has every piece.
@@ -330,13 +343,20 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   };
 
   const start = (s: HolderState, index: number) => {
-    const f: InFlight = { holder: s, index, controller: new AbortController(), cancelled: false };
+    const f: InFlight = { holder: s, index, ticket, controller: new AbortController(), cancelled: false };
     inflight.set(index, [...(inflight.get(index) ?? []), f]);
     s.active++;
     const p = fetchPiece(f)
       .then(async (bytes) => {
         if (f.cancelled || finished) return;
-        const ok = await partial.writePiece(index, bytes);
+        let ok: boolean;
+        try {
+          ok = await partial.writePiece(index, bytes);
+        } catch (err) {
+          // A local failure (disk full, file closed) is not the holder's fault and ends the download.
+          finish(err);
+          return;
+        }
         if (finished) return;
         if (!ok) {
           badHolders.push({ id: s.holder.id, reason: `piece ${index} failed verification` });
@@ -350,7 +370,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       })
       .catch((err: unknown) => {
         if (f.cancelled || finished) return;
-        onRequestError(s, index, err);
+        onRequestError(f, err);
       })
       .finally(() => {
         s.active--;
@@ -362,8 +382,33 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   };
   const running = new Set<Promise<unknown>>();
 
-  const onRequestError = (s: HolderState, index: number, err: unknown) => {
+  const onRequestError = (f: InFlight, err: unknown) => {
+    const { holder: s, index } = f;
     const code = isShoalError(err) ? err.code : null;
+    if (code === ErrorCode.TICKET_EXPIRED && options.refreshTicket) {
+      if (f.ticket !== ticket) return; // already refreshed since this request left: just ask again
+      refreshing ??= (async () => {
+        // Bounded: a clock far off between us and the holders must not make us ask forever.
+        if (++refreshes > 20) return false;
+        try {
+          const next = await options.refreshTicket!();
+          if (next === ticket) return false;
+          ticket = next;
+          log.debug('ticket refreshed', { refreshes });
+          return true;
+        } catch (e) {
+          log.warn('ticket refresh failed', { err: e });
+          return false;
+        }
+      })().finally(() => (refreshing = null));
+      s.paused = true;
+      void refreshing.then((ok) => {
+        s.paused = false;
+        if (!ok) drop(s, code, (err as Error).message);
+        pump();
+      });
+      return;
+    }
     if (code === ErrorCode.PIECE_NOT_FOUND) {
       if (!s.have) s.have = Bitfield.full(count);
       if (s.have.has(index)) {
@@ -377,7 +422,10 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       drop(s, code, (err as Error).message);
       return;
     }
-    if (code === ErrorCode.TICKET_INVALID || code === ErrorCode.TICKET_EXPIRED || code === ErrorCode.FILE_NOT_FOUND || code === ErrorCode.TLS_FINGERPRINT_MISMATCH) {
+    if (
+      code === ErrorCode.TICKET_INVALID || code === ErrorCode.TICKET_EXPIRED || code === ErrorCode.FORBIDDEN ||
+      code === ErrorCode.FILE_NOT_FOUND || code === ErrorCode.TLS_FINGERPRINT_MISMATCH
+    ) {
       drop(s, code, (err as Error).message);
       return;
     }

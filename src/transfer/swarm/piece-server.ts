@@ -47,6 +47,8 @@ export interface PieceHandlerDeps {
   source: PieceSource;
   /** The coordinator's ticket public key (KeyObject, SPKI PEM or raw base64url). */
   publicKey: KeyObject | string;
+  /** Extra check after the ticket (a revoked member, an agent that stopped sharing): false → 403 FORBIDDEN. */
+  authorize?: (claims: TicketClaims) => boolean | Promise<boolean>;
   /** Called once per piece answer (upload accounting, tests counting served bytes). */
   onServed?: (e: ServedEvent) => void;
 }
@@ -63,6 +65,7 @@ const status: Partial<Record<ErrorCode, number>> = {
   TICKET_INVALID: 401,
   TICKET_EXPIRED: 401,
   UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
   FILE_NOT_FOUND: 404,
   PIECE_NOT_FOUND: 404,
   NOT_FOUND: 404,
@@ -94,6 +97,7 @@ export async function handlePieceRequest(
     const sha256 = rest[0];
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ShoalError(ErrorCode.BAD_REQUEST, 'bad sha256');
     const claims = checkTicket(deps, req, sha256, options.now?.() ?? Date.now());
+    if (deps.authorize && !(await deps.authorize(claims))) throw new ShoalError(ErrorCode.FORBIDDEN, 'not allowed to fetch this file');
     const held = await deps.source.open(sha256);
     if (!held) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, 'file not held here');
     const count = held.manifest.pieces.length;
