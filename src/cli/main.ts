@@ -3,6 +3,7 @@
  * (see exit-codes.ts) instead of exiting, so tests run commands in-process with their own io. Every failure
  * ends as one line on stderr (and a JSON error object on stdout with --json).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ErrorCode, ShoalError, isShoalError } from '../protocol/errors.ts';
 import { createCommandContext, type CommandContext } from './command-context.ts';
@@ -20,25 +21,32 @@ export type { CliIo } from './output.ts';
 export type { CommandContext } from './command-context.ts';
 export { ExitCode } from './exit-codes.ts';
 
-/** Adds more commands to the program (the agent commands register through this). */
+/**
+ * Adds a command family to the program. Each family lives in src/cli/commands/<family>.ts and is listed in
+ * `commandFamilies` below; `main` also takes extra ones (tests, embedding).
+ */
 export type CommandRegistrar = (program: Command, ctx: CommandContext) => void;
 
-const extraRegistrars: CommandRegistrar[] = [];
-
-/**
- * Registers a command family defined outside src/cli/commands (call before `main`). Prefer adding a file under
- * src/cli/commands/ and a line in buildProgram; this hook exists for commands that live with their subsystem.
- */
-export function addCommands(registrar: CommandRegistrar): void {
-  extraRegistrars.push(registrar);
-}
+/** The built-in command families, in the order `shoal --help` lists them. */
+export const commandFamilies: readonly CommandRegistrar[] = [
+  registerServerCommand,
+  registerAuthCommands,
+  registerUserCommands,
+  registerGroupCommands,
+  registerFileCommands,
+  registerAuditCommands,
+];
 
 function readVersion(): string {
-  return process.env.npm_package_version ?? '0.1.0';
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
 }
 
 /** Builds the commander program for one invocation. */
-export function buildProgram(ctx: CommandContext): Command {
+export function buildProgram(ctx: CommandContext, extra: readonly CommandRegistrar[] = []): Command {
   const program = new Command('shoal');
   program
     .description('Get files to groups of machines: securely, fast, unattended.')
@@ -49,18 +57,12 @@ export function buildProgram(ctx: CommandContext): Command {
       writeErr: (s) => ctx.io.stderr.write(s),
     })
     .showHelpAfterError('(run with --help for usage)');
-  registerServerCommand(program, ctx);
-  registerAuthCommands(program, ctx);
-  registerUserCommands(program, ctx);
-  registerGroupCommands(program, ctx);
-  registerFileCommands(program, ctx);
-  registerAuditCommands(program, ctx);
-  for (const r of extraRegistrars) r(program, ctx);
+  for (const register of [...commandFamilies, ...extra]) register(program, ctx);
   return program;
 }
 
 /** A hint printed after the one-line message, for errors a user can act on. */
-function hintFor(err: ShoalError, ctx: CommandContext): string | undefined {
+function hintFor(err: ShoalError): string | undefined {
   switch (err.code) {
     case ErrorCode.UNAUTHENTICATED:
     case ErrorCode.SESSION_EXPIRED:
@@ -73,7 +75,6 @@ function hintFor(err: ShoalError, ctx: CommandContext): string | undefined {
       return typeof secs === 'number' ? `try again in ${secs} s` : 'wait a little and try again';
     }
     default:
-      void ctx;
       return undefined;
   }
 }
@@ -94,12 +95,12 @@ export function processIo(): CliIo {
 }
 
 /**
- * Runs the CLI. `argv` is process.argv-style (`[node, script, ...args]`); `io` defaults to the process.
- * Resolves to the exit code.
+ * Runs the CLI. `argv` is process.argv-style (`[node, script, ...args]`); `io` defaults to the process;
+ * `extra` adds command families. Resolves to the exit code.
  */
-export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+export async function main(argv: string[], io: CliIo = processIo(), extra: readonly CommandRegistrar[] = []): Promise<number> {
   const ctx = createCommandContext(io);
-  const program = buildProgram(ctx);
+  const program = buildProgram(ctx, extra);
   try {
     await program.parseAsync(argv, { from: 'node' });
     return ExitCode.OK;
@@ -118,7 +119,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
       io.stdout.write(JSON.stringify({ error: { code: shoalErr.code, message: shoalErr.message, exitCode: code } }, null, 2) + '\n');
     }
     io.stderr.write(`shoal: ${shoalErr.message}\n`);
-    const hint = hintFor(shoalErr, ctx);
+    const hint = hintFor(shoalErr);
     if (hint) io.stderr.write(`hint: ${hint}\n`);
     if (shoalErr.code === ErrorCode.INTERNAL && io.env.SHOAL_DEBUG && err instanceof Error) io.stderr.write(`${err.stack}\n`);
     return code;
