@@ -74,8 +74,10 @@ describe('PartialFile', () => {
     for (const i of [3, 0, 6, 1, 5, 2, 4]) assert.equal(await pf.writePiece(i, piece(data, manifest, i)), true);
     assert.equal(pf.complete, true);
     assert.equal(pf.bytesVerified, 50_000);
+    assert.equal(pf.path, pf.tempPath);
     const path = await pf.finalize();
     assert.equal(path, join(dest, 'data.bin'));
+    assert.equal(pf.path, path);
     assert.deepEqual(await readFile(path), data);
     assert.deepEqual((await readdir(dest)).sort(), ['data.bin']);
   });

@@ -38,8 +38,10 @@ export interface PartialFile {
   readonly pieceCount: number;
   /** The safe base name the file will get (before any ` (2)` suffix). */
   readonly baseName: string;
-  /** The temporary data file (a piece server may serve verified pieces from it). */
+  /** The temporary data file. */
   readonly tempPath: string;
+  /** Where the bytes are now: the temp file, or the final file once finalized (what a piece server reads). */
+  readonly path: string;
   /** Pieces that were already verified when the file was opened (resumed from the sidecar). */
   readonly resumedCount: number;
   /** Number of verified pieces. */
@@ -114,6 +116,7 @@ class PartialFileImpl implements PartialFile {
   #flushedGen = 0;
   #flushing: Promise<void> | null = null;
   #closed = false;
+  #finalPath: string | null = null;
 
   constructor(
     readonly manifest: Manifest,
@@ -132,6 +135,9 @@ class PartialFileImpl implements PartialFile {
     for (const i of bits.indexes()) this.#bytesVerified += pieceRange(manifest, i).length;
   }
 
+  get path(): string {
+    return this.#finalPath ?? this.tempPath;
+  }
   get verifiedCount(): number {
     return this.#bits.count;
   }
@@ -214,6 +220,7 @@ class PartialFileImpl implements PartialFile {
     await this.fh.close();
     this.#closed = true;
     const path = await this.#place();
+    this.#finalPath = path;
     await rm(this.bitsPath, { force: true });
     this.log.info('file complete', { path, size: this.manifest.size });
     return path;

@@ -62,7 +62,7 @@ export function createPieceRegistry(): PieceRegistry {
     open(sha256) {
       const e = entries.get(sha256);
       if (!e) return null;
-      return e.kind === 'file' ? e.held : { manifest: e.partial.manifest, path: e.partial.tempPath };
+      return e.kind === 'file' ? e.held : { manifest: e.partial.manifest, path: e.partial.path };
     },
     bitfield(sha256) {
       const e = entries.get(sha256);
