@@ -79,14 +79,14 @@ export interface TestCoordinator {
 }
 
 /** Starts a real coordinator over SQLite in `dataDir` on 127.0.0.1 (`port` 0 = any free port). */
-export async function startCoordinator(dataDir: string, opts: { port?: number; adminPassword?: string } = {}): Promise<TestCoordinator> {
+export async function startCoordinator(dataDir: string, opts: { port?: number; adminPassword?: string; registration?: boolean } = {}): Promise<TestCoordinator> {
   const { createStore } = await import('../../src/store/create-store.ts');
   const { createCoordinator } = await import('../../src/coordinator/coordinator.ts');
   const adminPassword = opts.adminPassword ?? 'admin-password-1';
   const store = await createStore({ url: `sqlite:${path.join(dataDir, 'shoal.db')}` });
   const coordinator = createCoordinator(
     { store, logger: silentLogger },
-    { dataDir, host: '127.0.0.1', port: opts.port ?? 0, adminPassword },
+    { dataDir, host: '127.0.0.1', port: opts.port ?? 0, adminPassword, registration: opts.registration },
   );
   const started = await coordinator.start();
   return {
