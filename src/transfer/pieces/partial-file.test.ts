@@ -1,7 +1,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../logger.ts';
@@ -126,6 +126,20 @@ describe('PartialFile', () => {
     assert.equal(await pf.verifyPiece(1), false);
     assert.deepEqual(pf.missing(), [1]);
     await pf.abort();
+  });
+
+  it('finds bytes that no longer match their bits at finalize and forgets only those pieces', async () => {
+    const { data, manifest } = await sample(40_000, 8192);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    for (let i = 0; i < pf.pieceCount; i++) await pf.writePiece(i, piece(data, manifest, i));
+    // What a power loss can leave behind: the sidecar says verified, the bytes on disk are not.
+    const fh = await open(pf.tempPath, 'r+');
+    await fh.write(Buffer.alloc(10), 0, 10, 8192 * 2 + 5);
+    await fh.close();
+    await assert.rejects(pf.finalize(), (e) => isShoalError(e, 'HASH_MISMATCH'));
+    assert.deepEqual(pf.missing(), [2]);
+    await pf.writePiece(2, piece(data, manifest, 2));
+    assert.deepEqual(await readFile(await pf.finalize()), data);
   });
 
   it('refuses to finalize while pieces are missing', async () => {
