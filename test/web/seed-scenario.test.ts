@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { adminPassword, chromiumPath, screenshot, sessionToken, signIn, startWebBed, waitUntil, type WebBed } from './browser.ts';
+import { adminPassword, chromiumPath, fieldError, screenshot, sessionToken, signIn, startWebBed, waitUntil, type WebBed } from './browser.ts';
 
 const skip = chromiumPath() ? false : 'chromium is not installed (apt-get install chromium); CI installs it';
 if (skip) console.log(`# skipping web seed scenario: ${skip}`);
@@ -106,5 +106,21 @@ describe('seed scenario through the browser with a real agent', { skip }, () => 
     await admin.goto(`${bed.url}/#/`);
     await admin.getByRole('table', { name: 'Recent deliveries and failures' }).getByRole('row', { name: new RegExp(fileName.replace('.', '\\.')) }).waitFor();
     await screenshot(admin, 'seed-dashboard');
+  });
+
+  it('sends a file to one user from the send page and follows it to "delivered"', async () => {
+    const direct = randomBytes(300 * 1024);
+    await admin.goto(`${bed.url}/#/send`);
+    await admin.getByLabel('To (username)').fill('nobody-here');
+    await admin.getByLabel('File to send').setInputFiles({ name: 'note.bin', mimeType: 'application/octet-stream', buffer: direct });
+    await admin.getByRole('button', { name: 'Send', exact: true }).click();
+    await waitUntil(async () => (await fieldError(admin, 'To (username)')) !== '', 20_000, 'the unknown-user error');
+
+    await admin.getByLabel('To (username)').fill('alice');
+    await admin.getByRole('button', { name: 'Send', exact: true }).click();
+    const status = admin.locator('[data-state]');
+    await waitUntil(async () => (await status.count()) > 0 && (await status.getAttribute('data-state')) === 'delivered', 60_000, 'the 1:1 send to be delivered');
+    const onDisk = await readFile(join(agentRoot, 'downloads', '_direct', 'admin', 'note.bin'));
+    assert.equal(createHash('sha256').update(onDisk).digest('hex'), createHash('sha256').update(direct).digest('hex'));
   });
 });

@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { Page } from 'playwright-core';
-import { adminPassword, chromiumPath, fieldError, screenshot, signIn, startWebBed, waitUntil, type WebBed } from './browser.ts';
+import { readFile } from 'node:fs/promises';
+import { adminPassword, chromiumPath, fieldError, screenshot, sessionToken, signIn, startWebBed, waitUntil, type WebBed } from './browser.ts';
 
 const skip = chromiumPath() ? false : 'chromium is not installed (apt-get install chromium); CI installs it';
 if (skip) console.log(`# skipping web UI tests: ${skip}`);
@@ -114,6 +115,30 @@ describe('web UI in Chromium', { skip }, () => {
     assert.equal(stored?.size, report.length);
   });
 
+  it('downloads a file, verified, under its name', async () => {
+    await bob.goto(`${bed.url}/#/groups/lab/files`);
+    const [download] = await Promise.all([
+      bob.waitForEvent('download'),
+      bob.getByRole('button', { name: 'Download report-2026.pdf' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), 'report-2026.pdf');
+    const path = await download.path();
+    assert.ok(path, 'the browser saved the download');
+    assert.equal(createHash('sha256').update(await readFile(path)).digest('hex'), createHash('sha256').update(report).digest('hex'));
+  });
+
+  it('unshares a file after confirmation', async () => {
+    await bob.goto(`${bed.url}/#/groups/lab/files`);
+    const table = bob.getByRole('table', { name: 'Files' });
+    await bob.getByRole('button', { name: 'Unshare notes.txt' }).click();
+    const dialog = bob.getByRole('dialog');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal(await table.getByRole('row', { name: /notes\.txt/ }).count(), 1, 'cancel keeps the file');
+    await bob.getByRole('button', { name: 'Unshare notes.txt' }).click();
+    await dialog.getByRole('button', { name: 'Unshare', exact: true }).click();
+    await waitUntil(async () => (await table.getByRole('row', { name: /notes\.txt/ }).count()) === 0, 10_000, 'the row to go');
+  });
+
   it('keeps a non-admin out of admin pages with a clear message', async () => {
     assert.equal(await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).count(), 0);
     await bob.goto(`${bed.url}/#/admin`);
@@ -154,5 +179,78 @@ describe('web UI in Chromium', { skip }, () => {
     await admin.getByRole('row', { name: /bob/ }).waitFor();
     await screenshot(admin, 'group-page-phone');
     await admin.setViewportSize({ width: 1280, height: 860 });
+  });
+});
+
+describe('web UI administration in Chromium', { skip }, () => {
+  let bed: WebBed;
+  let admin: Page;
+
+  before(async () => {
+    bed = await startWebBed();
+    admin = await bed.newPage();
+    await signIn(admin, bed.url, 'admin', adminPassword);
+  });
+  after(async () => {
+    await bed?.close();
+  });
+
+  it('creates a user, makes them admin and deletes them', async () => {
+    await admin.goto(`${bed.url}/#/admin`);
+    await admin.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
+    await admin.getByLabel('Username').fill('carol');
+    await admin.getByLabel('Password').fill('short');
+    await admin.getByRole('button', { name: 'Create user' }).click();
+    assert.match(await fieldError(admin, 'Password'), /8 characters/);
+
+    await admin.getByLabel('Password').fill('carol-password');
+    await admin.getByRole('button', { name: 'Create user' }).click();
+    await admin.getByRole('status').filter({ hasText: 'Created carol' }).waitFor();
+    const row = admin.getByRole('row', { name: /carol/ });
+    await row.waitFor();
+    assert.equal(await row.getByRole('cell').first().textContent(), 'no');
+
+    await admin.getByRole('button', { name: 'Make admin carol' }).click();
+    await waitUntil(async () => (await row.getByRole('cell').first().textContent()) === 'yes', 10_000, 'carol to be admin');
+    assert.equal((await bed.store.getUserByName('carol'))?.isAdmin, true);
+
+    await admin.getByRole('button', { name: 'Delete user carol' }).click();
+    await admin.getByRole('dialog').getByRole('button', { name: 'Delete user' }).click();
+    await waitUntil(async () => (await admin.getByRole('row', { name: /carol/ }).count()) === 0, 10_000, 'carol to go');
+    assert.equal(await bed.store.getUserByName('carol'), undefined);
+  });
+
+  it('creates a group with a chosen multicast address, refuses a bad one next to the field, deletes after confirmation', async () => {
+    await admin.goto(`${bed.url}/#/groups`);
+    await admin.getByLabel('Group name').fill('racks');
+    await admin.getByLabel('Multicast address (optional)').fill('10.0.0.1');
+    await admin.getByRole('button', { name: 'Create group' }).click();
+    await waitUntil(async () => (await fieldError(admin, 'Multicast address (optional)')) !== '', 10_000, 'the address error');
+    assert.equal(await bed.store.getGroupByName('racks'), undefined);
+
+    await admin.getByLabel('Multicast address (optional)').fill('239.9.9.9');
+    await admin.getByLabel('Multicast port (optional)').fill('7999');
+    await admin.getByRole('button', { name: 'Create group' }).click();
+    const row = admin.getByRole('row', { name: /racks/ });
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /239\.9\.9\.9:7999/);
+
+    await admin.getByRole('button', { name: 'Delete group racks' }).click();
+    await admin.getByRole('dialog').getByRole('button', { name: 'Delete group' }).click();
+    await waitUntil(async () => (await admin.getByRole('row', { name: /racks/ }).count()) === 0, 10_000, 'the group to go');
+    assert.equal(await bed.store.getGroupByName('racks'), undefined);
+  });
+
+  it('signs out and the token stops working', async () => {
+    const token = await sessionToken(admin);
+    await admin.getByRole('button', { name: 'Sign out' }).click();
+    await admin.getByRole('heading', { name: 'Sign in' }).waitFor();
+    const status = await admin.evaluate(
+      async (t) => (await fetch('/api/v1/auth/me', { headers: { authorization: `Bearer ${t}` } })).status,
+      token,
+    );
+    assert.equal(status, 401);
+    await admin.goto(`${bed.url}/#/groups`);
+    await admin.getByRole('heading', { name: 'Sign in' }).waitFor();
   });
 });

@@ -3,7 +3,7 @@
  * deliveries and failures. Receivers come from the presence route; progress and outcomes also arrive as live
  * events, which update the page without a reload.
  */
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import type { ShoalEvent } from '../../../src/protocol/events.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorCode, errorMessage } from '../api.ts';
@@ -53,7 +53,16 @@ export function DashboardPage() {
     receivers.reload();
     outcomes.reload();
   };
-  useLiveRefresh(reloadAll, (e) => e.kind === 'presence' || (e.kind === 'recipient' && e.state !== 'receiving'), 5000);
+  // Reload on presence and outcomes, and when a transfer this page does not list yet starts; plain progress
+  // only patches the bars (below), so a fast stream of progress events costs no requests.
+  const shown = useRef(new Set<string>());
+  useLiveRefresh(
+    reloadAll,
+    (e) =>
+      e.kind === 'presence' ||
+      (e.kind === 'recipient' && (e.state !== 'receiving' || !shown.current.has(`${e.deliveryId}\u0000${e.username}`))),
+    5000,
+  );
 
   // Progress events patch the bars in place between reloads.
   const [progress, setProgress] = useState<Map<string, RecipientEvent>>(new Map());
@@ -62,12 +71,14 @@ export function DashboardPage() {
     setProgress((m) => new Map(m).set(`${e.deliveryId}\u0000${e.username}`, e));
   });
 
-  const transfers: Array<{ key: string; receiver: string; file: string; bytes: number; size: number; rate: number; transport: string }> = [];
+  const transfers: Array<{ key: string; deliveryId: string; username: string; receiver: string; file: string; bytes: number; size: number; rate: number; transport: string }> = [];
   for (const r of receivers.data ?? []) {
     for (const t of r.receiving ?? []) {
       const ev = progress.get(`${t.deliveryId}\u0000${r.username}`);
       transfers.push({
         key: `${r.agentId}:${t.deliveryId}`,
+        deliveryId: t.deliveryId,
+        username: r.username,
         receiver: `${r.name} (${r.username})`,
         file: t.fileName,
         bytes: ev?.bytes ?? t.bytes,
@@ -78,10 +89,12 @@ export function DashboardPage() {
     }
   }
   for (const e of outcomes.data ?? []) {
-    if (e.state !== 'receiving' || transfers.some((t) => t.key.endsWith(`:${e.deliveryId}`) && t.receiver.includes(`(${e.username})`))) continue;
+    if (e.state !== 'receiving' || transfers.some((t) => t.deliveryId === e.deliveryId && t.username === e.username)) continue;
     const ev = progress.get(`${e.deliveryId}\u0000${e.username}`);
     transfers.push({
       key: `${e.username}:${e.deliveryId}`,
+      deliveryId: e.deliveryId,
+      username: e.username,
       receiver: e.username,
       file: e.fileName,
       bytes: ev?.bytes ?? e.bytes,
@@ -90,6 +103,8 @@ export function DashboardPage() {
       transport: ev?.transport ?? e.transport ?? '',
     });
   }
+
+  shown.current = new Set(transfers.map((t) => `${t.deliveryId}\u0000${t.username}`));
 
   const recent: Outcome[] = (outcomes.data ?? [])
     .filter((e) => e.state === 'delivered' || e.state === 'failed')
