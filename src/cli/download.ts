@@ -249,7 +249,12 @@ export async function downloadToDir(opts: DownloadToDirOptions): Promise<Downloa
     } catch (err) {
       // Bytes that cannot be right are not worth resuming from.
       if (isShoalError(err, ErrorCode.HASH_MISMATCH)) await unlink(part).catch(() => undefined);
-      throw err;
+      const kept = await lstat(part).then((st) => st.size).catch(() => 0);
+      const again = `${kept} bytes are kept in ${part}; run the same command again to resume`;
+      if (signal?.aborted) throw new ShoalError(ErrorCode.ABORTED, `interrupted: ${again}`, undefined, { cause: err });
+      if (isShoalError(err) || (err as NodeJS.ErrnoException)?.syscall) throw err;
+      // Anything else came from the connection (reset, closed early): resumable.
+      throw new ShoalError(ErrorCode.UNREACHABLE, `the download of ${file.name} broke off (${(err as Error)?.message ?? err}): ${again}`, undefined, { cause: err });
     }
   };
   let result = await fetchOrDrop(offset);

@@ -25,6 +25,9 @@ interface Served {
   sha256: string;
   size: number;
   ignoreRange?: boolean;
+  /** Send this many bytes, then call `onStall` and send nothing more. */
+  stallAfter?: number;
+  onStall?: () => void;
 }
 
 describe('downloads from a hostile server', () => {
@@ -82,6 +85,13 @@ describe('downloads from a hostile server', () => {
         };
         res.writeHead(200, { 'content-type': 'application/json' });
         return res.end(JSON.stringify({ file, manifest: { name: f.name, size: f.size, sha256: f.sha256, pieceSize: file.pieceSize, pieces: [f.sha256] } }));
+      }
+      if (f.stallAfter !== undefined) {
+        const stallAfter = f.stallAfter;
+        f.stallAfter = undefined;
+        res.writeHead(200, { 'content-length': f.bytes.length });
+        res.write(f.bytes.subarray(0, stallAfter), () => f.onStall?.());
+        return;
       }
       const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
       rangesSeen.push(req.headers.range ?? '');
@@ -148,6 +158,26 @@ describe('downloads from a hostile server', () => {
     const r = await shoal(['file', 'download', 'g', 'long', '--out', out], { home });
     assert.equal(r.code, ExitCode.HASH_MISMATCH);
     assert.deepEqual(await readdir(out), []);
+  });
+
+  it('an interrupted download keeps its .part (exit 130) and the next run resumes from it', async () => {
+    const big = randomBytes(2_000_000);
+    const ac = new AbortController();
+    // Give the client a moment to write what it received before the interrupt; the outcome holds either way.
+    files.set('s1', { name: 'stall.bin', bytes: big, sha256: sha256(big), size: big.length, stallAfter: 1_000_000, onStall: () => setTimeout(() => ac.abort(), 200) });
+    const out = path.join(tmp.dir, 'stall');
+    const r = await shoal(['file', 'download', 'g', 's1', '--out', out], { home, signal: ac.signal });
+    assert.equal(r.code, ExitCode.INTERRUPTED, r.stderr);
+    assert.deepEqual(await readdir(out), ['stall.bin.part']);
+    const partSize = (await readFile(path.join(out, 'stall.bin.part'))).length;
+    assert.ok(partSize <= 1_000_000);
+    const again = await shoal(['file', 'download', 'g', 's1', '--out', out, '--json'], { home });
+    assert.equal(again.code, 0, again.stderr);
+    const res = again.json<{ resumedFrom: number; fetchedBytes: number }>();
+    assert.equal(res.resumedFrom, partSize);
+    assert.equal(res.fetchedBytes, big.length - partSize);
+    assert.equal(sha256(await readFile(path.join(out, 'stall.bin'))), sha256(big));
+    assert.deepEqual(await readdir(out), ['stall.bin']);
   });
 
   it('resumes with a Range request, and starts over when the server ignores it', async () => {
