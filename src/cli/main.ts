@@ -16,6 +16,8 @@ import { registerGroupCommands } from './commands/group.ts';
 import { registerFileCommands } from './commands/file.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerServerCommand } from './commands/server.ts';
+import { registerAgentCommand } from './commands/agent.ts';
+import { registerDeliveryCommands } from './commands/deliveries.ts';
 
 export type { CliIo } from './output.ts';
 export type { CommandContext } from './command-context.ts';
@@ -35,6 +37,8 @@ export const commandFamilies: readonly CommandRegistrar[] = [
   registerGroupCommands,
   registerFileCommands,
   registerAuditCommands,
+  registerAgentCommand,
+  registerDeliveryCommands,
 ];
 
 function readVersion(): string {

@@ -1,0 +1,214 @@
+/**
+ * Delivery and presence commands: `receivers`, `check USER|AGENT`, `pending add|list|send|remove`, and
+ * `send PATH --to USER` (a 1:1 delivery).
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { PendingEntry, Receiver } from '../../protocol/api.ts';
+import { ErrorCode, ShoalError, isShoalError } from '../../protocol/errors.ts';
+import type { CommandContext } from '../command-context.ts';
+import { resolveFile } from '../download.ts';
+import { createProgress, formatBytes, formatDate, type Output } from '../output.ts';
+
+type JsonOpt = { json?: boolean };
+
+function describeEntry(e: PendingEntry): string {
+  switch (e.state) {
+    case 'pending':
+      return e.error ? `waiting (last: ${e.error})` : 'waiting for the agent';
+    case 'receiving':
+      return `${formatBytes(e.bytes)} / ${formatBytes(e.size)} at ${formatBytes(e.rate)}/s via ${e.transport ?? '?'}`;
+    case 'delivered':
+      return `${formatDate(e.deliveredAt)} via ${e.transport ?? '?'}`;
+    case 'failed':
+      return e.error ?? 'failed';
+  }
+}
+
+function receiving(r: Receiver): string {
+  if (r.receiving.length === 0) return '-';
+  return r.receiving.map((x) => `${x.fileName} ${x.size ? Math.floor((100 * x.bytes) / x.size) : 100}%`).join(', ');
+}
+
+async function sharePath(ctx: CommandContext, out: Output, group: string, abs: string, size: number) {
+  const s = await ctx.session();
+  const name = path.basename(abs);
+  const progress = createProgress(out, `share ${name}`, size);
+  try {
+    return (
+      await s.api.upload('shareFile', { params: { group }, query: { name } }, createReadStream(abs, { highWaterMark: 256 * 1024 }), {
+        size,
+        signal: ctx.io.signal,
+        onProgress: (sent) => progress.update(sent),
+      })
+    ).file;
+  } finally {
+    progress.stop();
+  }
+}
+
+/** Registers receivers, check, pending and send. */
+export function registerDeliveryCommands(program: Command, ctx: CommandContext): void {
+  const cwd = () => ctx.io.cwd ?? process.cwd();
+
+  program
+    .command('receivers')
+    .description('agents connected now: since when, from where, version, what they receive')
+    .option('-g, --group <group>', "only that group's members (owners and admins)")
+    .option('--json', 'print JSON')
+    .action(async (opts: JsonOpt & { group?: string }) => {
+      const out = ctx.output(opts);
+      const s = await ctx.session();
+      const res = await s.api.call('listReceivers', { query: { group: opts.group } }, { signal: ctx.io.signal });
+      out.result(res, () =>
+        out.table(
+          ['AGENT', 'USER', 'NAME', 'ADDRESS', 'VERSION', 'SINCE', 'RECEIVING'],
+          res.receivers.map((r) => [r.agentId, r.username, r.name, r.address, r.version, formatDate(r.since), receiving(r)]),
+        ),
+      );
+    });
+
+  program
+    .command('check')
+    .description("round-trip probe to a user's agents or to one agent")
+    .argument('<user-or-agent>', 'a username, an agent name or an agent id')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, opts: JsonOpt) => {
+      const out = ctx.output(opts);
+      const s = await ctx.session();
+      const { receivers } = await s.api.call('listReceivers', {}, { signal: ctx.io.signal });
+      const byId = receivers.filter((r) => r.agentId === ref);
+      const targets = byId.length ? byId : receivers.filter((r) => r.username === ref || r.name === ref);
+      if (targets.length === 0) throw new ShoalError(ErrorCode.AGENT_NOT_FOUND, `no connected receiver matches ${ref}`);
+      const results: Array<{ agentId: string; name: string; username: string; rttMs: number | null; error: string | null }> = [];
+      for (const r of targets) {
+        try {
+          const { rttMs } = await s.api.call('checkReceiver', { params: { agentId: r.agentId } }, { signal: ctx.io.signal });
+          results.push({ agentId: r.agentId, name: r.name, username: r.username, rttMs, error: null });
+        } catch (err) {
+          if (!isShoalError(err, ErrorCode.NOT_ANSWERING) && !isShoalError(err, ErrorCode.AGENT_NOT_FOUND)) throw err;
+          results.push({ agentId: r.agentId, name: r.name, username: r.username, rttMs: null, error: err.code });
+        }
+      }
+      out.result({ results }, () => {
+        for (const r of results) {
+          out.line(r.rttMs !== null ? `${r.name} (${r.username}): answered in ${r.rttMs.toFixed(1)} ms` : `${r.name} (${r.username}): not answering`);
+        }
+      });
+      const silent = results.filter((r) => r.rttMs === null);
+      if (silent.length) throw new ShoalError(ErrorCode.NOT_ANSWERING, `${silent.map((r) => r.name).join(', ')} not answering`);
+    });
+
+  const pending = program.command('pending').description("a group's pending list: files delivered to every member's machines");
+
+  pending
+    .command('add')
+    .description('add a catalogue file (id or name), or a local file shared on the way, to the pending list')
+    .argument('<group>')
+    .argument('<file-or-path>')
+    .option('--json', 'print JSON')
+    .action(async (group: string, ref: string, opts: JsonOpt) => {
+      const out = ctx.output(opts);
+      const s = await ctx.session();
+      const abs = path.resolve(cwd(), ref);
+      const st = await stat(abs).catch(() => undefined);
+      const file = st?.isFile() ? await sharePath(ctx, out, group, abs, st.size) : await resolveFile(s.api, group, ref, ctx.io.signal);
+      const res = await s.api.call('addPending', { params: { group }, body: { fileId: file.id } }, { signal: ctx.io.signal });
+      out.result(res, () => {
+        const r = res.delivery.recipients;
+        out.line(`Added ${file.name} to ${group}'s pending list (delivery ${res.delivery.id}) for ${r.length} member(s).`);
+      });
+    });
+
+  pending
+    .command('list')
+    .description('each pending file × each member: waiting, receiving, delivered or failed')
+    .argument('<group>')
+    .option('--json', 'print JSON')
+    .action(async (group: string, opts: JsonOpt) => {
+      const out = ctx.output(opts);
+      const s = await ctx.session();
+      const res = await s.api.call('listPending', { params: { group } }, { signal: ctx.io.signal });
+      out.result(res, () =>
+        out.table(
+          ['FILE', 'MEMBER', 'STATUS', 'DETAIL', 'DELIVERY'],
+          res.entries.map((e) => [e.fileName, e.username, e.state, describeEntry(e), e.deliveryId]),
+        ),
+      );
+    });
+
+  pending
+    .command('send')
+    .description('deliver every pending file now to every member online (failed ones are retried)')
+    .argument('<group>')
+    .option('--json', 'print JSON')
+    .action(async (group: string, opts: JsonOpt) => {
+      const out = ctx.output(opts);
+      const s = await ctx.session();
+      const res = await s.api.call('sendPending', { params: { group } }, { signal: ctx.io.signal });
+      out.result(res, () => {
+        const offered = res.results.filter((r) => r.outcome === 'offered').length;
+        const offline = res.results.filter((r) => r.outcome === 'offline').length;
+        out.line(`Offered to ${offered} member(s) online; ${offline} offline will get it when their agent connects.`);
+      });
+    });
+
+  pending
+    .command('remove')
+    .description('take a file off the pending list (receivers stop)')
+    .argument('<group>')
+    .argument('<delivery-id>')
+    .option('--json', 'print JSON')
+    .action(async (group: string, deliveryId: string, opts: JsonOpt) => {
+      const out = ctx.output(opts);
+      const s = await ctx.session();
+      await s.api.call('cancelPending', { params: { group, deliveryId } }, { signal: ctx.io.signal });
+      out.result({ cancelled: deliveryId }, () => out.line(`Removed delivery ${deliveryId} from ${group}'s pending list.`));
+    });
+
+  program
+    .command('send')
+    .description('send one file straight to another user (delivered to their agents)')
+    .argument('<path>')
+    .requiredOption('--to <user>', 'the recipient')
+    .option('--name <name>', 'the name it arrives under (default: its base name)')
+    .option('--wait', 'wait until it is delivered (or failed)')
+    .option('--json', 'print JSON')
+    .action(async (filePath: string, opts: JsonOpt & { to: string; name?: string; wait?: boolean }) => {
+      const out = ctx.output(opts);
+      const abs = path.resolve(cwd(), filePath);
+      const st = await stat(abs).catch(() => undefined);
+      if (!st) throw new ShoalError(ErrorCode.NOT_FOUND, `no such file: ${filePath}`);
+      if (!st.isFile()) throw new ShoalError(ErrorCode.BAD_REQUEST, `not a regular file: ${filePath}`);
+      const name = opts.name ?? path.basename(abs);
+      const s = await ctx.session();
+      const progress = createProgress(out, `send ${name}`, st.size);
+      let res;
+      try {
+        res = await s.api.upload('sendDirect', { query: { to: opts.to, name } }, createReadStream(abs, { highWaterMark: 256 * 1024 }), {
+          size: st.size,
+          signal: ctx.io.signal,
+          onProgress: (sent) => progress.update(sent),
+        });
+      } finally {
+        progress.stop();
+      }
+      let delivery = res.delivery;
+      if (opts.wait) {
+        // Bounded by the user's patience: Ctrl-C aborts the signal.
+        for (;;) {
+          const state = delivery.recipients[0]?.state;
+          if (state === 'delivered' || state === 'failed' || ctx.io.signal?.aborted) break;
+          await new Promise((r) => setTimeout(r, 1000));
+          delivery = (await s.api.call('getDelivery', { params: { deliveryId: delivery.id } }, { signal: ctx.io.signal })).delivery;
+        }
+      }
+      out.result({ delivery, file: res.file }, () => {
+        const r = delivery.recipients[0];
+        out.line(`Sent ${name} (${formatBytes(res.file.size)}) to ${opts.to}: ${r ? `${r.state} ${describeEntry(r)}` : 'queued'} (delivery ${delivery.id}).`);
+      });
+      if (delivery.recipients[0]?.state === 'failed') throw new ShoalError(ErrorCode.PEER_FAILED, delivery.recipients[0].error ?? 'delivery failed');
+    });
+}
