@@ -2,7 +2,9 @@
  * One multicast receiver on the namespace bed: `node --import tsx bed-receiver.ts CONFIG.json K`, run inside
  * namespace rK. Serves a tiny HTTP control channel on its bed address (GET /status?pass=N, GET /bye) that the
  * bed sender uses instead of the agent's WebSocket. Prints one JSON line when listening ({"ready":K}) and one
- * when the file is verified and in place ({"done":K,...}); exits on /bye or after the config's timeout.
+ * when the file is verified and in place ({"done":K,...}); exits on /bye or after the config's timeout, or
+ * as soon as the file is in place when a third argument `exit` is given (the peers.sh "cmd" adapter waits
+ * for receivers to exit; the sender then counts a receiver that no longer answers as done).
  */
 import http from 'node:http';
 import { join } from 'node:path';
@@ -12,7 +14,7 @@ import { openPartialFile } from '../../src/transfer/pieces/partial-file.ts';
 import { createMulticastReceiver } from '../../src/transfer/multicast/receiver.ts';
 import { readBedConfig, receiverIp } from './bed-config.ts';
 
-const [configPath, kArg] = process.argv.slice(2);
+const [configPath, kArg, mode] = process.argv.slice(2);
 const c = await readBedConfig(configPath);
 const k = Number(kArg);
 const ip = receiverIp(c, k);
@@ -54,6 +56,7 @@ finished = receiver.whenComplete().then(async () => {
   const path = await partial.finalize();
   const left = (await readdir(dir)).filter((n) => n.includes('.shoal-'));
   console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, cpu: process.cpuUsage() }));
+  if (mode === 'exit') setImmediate(() => void shutdown(0));
 }, () => undefined);
 
 const timer = setTimeout(() => void shutdown(2), c.timeoutMs);

@@ -212,13 +212,18 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     };
   }
 
-  /** Reads chunks in the given (ascending) order with `readAhead` reads in flight. */
+  /**
+   * Reads chunks in the given (ascending) order with `readAhead` reads in flight, into a ring of reused
+   * buffers: the caller must be done with a chunk's bytes before asking for the next one.
+   */
   async function* readChunks(fh: FileHandle, chunks: number[]): AsyncGenerator<[number, Buffer]> {
     const inflight: Array<Promise<Buffer>> = [];
+    const ring: Buffer[] = [];
     let next = 0;
-    const readOne = async (c: number) => {
+    const readOne = async (c: number, slot: number) => {
       const len = plainLength(c);
-      const buf = Buffer.allocUnsafe(len);
+      ring[slot] ??= Buffer.allocUnsafe(chunkSize);
+      const buf = ring[slot].subarray(0, len);
       let got = 0;
       while (got < len) {
         const { bytesRead } = await fh.read(buf, got, len - got, c * chunkSize + got);
@@ -230,7 +235,9 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     try {
       for (let k = 0; k < chunks.length; k++) {
         while (next < chunks.length && inflight.length < readAhead) {
-          const p = readOne(chunks[next++]);
+          // Slot next % (readAhead + 1): the chunk the caller holds keeps its slot while readAhead others fill.
+          const p = readOne(chunks[next], next % (readAhead + 1));
+          next++;
           p.catch(() => undefined);
           inflight.push(p);
         }

@@ -1,0 +1,177 @@
+/**
+ * Multicast benchmark (issue 4's figures), needs root and the namespace bed. Two modes:
+ *
+ *   node --import tsx bench/multicast/run.ts direct [--size-mib 256] [--rate 400] [--ns 1,4,8] [--losses 0,2]
+ *     Shoal alone on its own bed (namespaces mcbs, mcbr1.., mcbb): time from the sender's run() to the last
+ *     receiver's verified copy, passes, wire bytes, CPU seconds. Quick, for tuning.
+ *
+ *   node --import tsx bench/multicast/run.ts peers [--size-mib 256] [--rate 400] [--ns 1,4,8] [--losses 0,2]
+ *        [--tools shoal,uftp-enc,http] [--reps 1]
+ *     Everything through ../shared/bench/peers.sh in the same run (Shoal through its "cmd" adapter), so every
+ *     system is timed the same way: launch of the sender → every receiver holds a hash-checked copy (this
+ *     includes process start-up). Prints a table with ratios to the ideal (size ÷ rate) and to UFTP.
+ *
+ * Prints figures and ratios; never asserts on timings.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { hashFile } from '../../src/transfer/pieces/hash-file.ts';
+import { bed, bedEnv, bedProblem, runOnBed, testbedScript } from './bed-run.ts';
+import type { BedConfig } from './bed-config.ts';
+
+const run = promisify(execFile);
+const here = new URL('.', import.meta.url).pathname;
+const root = resolve(here, '../..');
+const peersScript = resolve(testbedScript, '../peers.sh');
+
+const args = process.argv.slice(2);
+const mode = args[0] ?? 'direct';
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1] : def;
+};
+const sizeMiB = Number(opt('size-mib', '256'));
+const rateMbit = Number(opt('rate', '400'));
+const ns = opt('ns', '1,4,8').split(',').map(Number);
+const losses = opt('losses', '0,2').split(',').map(Number);
+const tools = opt('tools', 'shoal,uftp-enc,http').split(',');
+const reps = Number(opt('reps', '1'));
+const idealS = (sizeMiB * 1024 * 1024 * 8) / (rateMbit * 1e6);
+
+const problem = await bedProblem();
+if (problem) {
+  console.log(`multicast bench skipped: ${problem}`);
+  process.exit(0);
+}
+
+if (mode === 'direct') await direct();
+else if (mode === 'peers') await peers();
+else {
+  console.log('usage: run.ts direct|peers [options] (see the header)');
+  process.exit(2);
+}
+
+async function direct(): Promise<void> {
+  const env = bedEnv('mcb');
+  const work = '/dev/shm/shoal-mcbench';
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  const path = join(work, 'payload.bin');
+  await run('bash', ['-c', `head -c ${sizeMiB * 1024 * 1024} /dev/urandom > ${path}`]);
+  const manifest = { name: 'payload.bin', ...(await hashFile(path)) };
+  const rows: string[][] = [['N', 'loss %', 'time s', '× ideal', 'passes', 'wire/size', 'sender CPU s', 'recv CPU s (max)', 'ok']];
+  try {
+    for (const n of ns) {
+      for (const loss of losses) {
+        await bed(env, 'up', String(n), String(rateMbit), String(loss));
+        const out = await runOnBed({ env, n, path, manifest, destRoot: join(work, `rx-${n}-${loss}`), rateBps: rateMbit * 1e6, workDir: work, timeoutMs: 300_000 });
+        const ok = out.receivers.every((r) => r.done) && out.result?.complete === true;
+        const t = out.totalMs / 1000;
+        const recvCpu = Math.max(...out.receivers.map((r) => r.cpuUs ?? 0)) / 1e6;
+        rows.push([String(n), String(loss), t.toFixed(2), (t / idealS).toFixed(3), String(out.result?.passes.length ?? '-'),
+          out.result ? (out.result.wireBytes / manifest.size).toFixed(3) : '-', (out.senderCpuUs / 1e6).toFixed(2), recvCpu.toFixed(2), ok ? 'yes' : 'NO']);
+        if (!ok) console.log(out.stderr.slice(0, 3000));
+        if (out.result) console.log(`N=${n} loss=${loss}%: passes ${JSON.stringify(out.result.passes.map((p) => ({ pass: p.pass, dg: p.datagrams, ms: p.ms, rate: Math.round(p.rateBps / 1e6), loss: p.loss })))}`);
+        await rm(join(work, `rx-${n}-${loss}`), { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await bed(env, 'down').catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  }
+  console.log(`\nShoal multicast on the bed: ${sizeMiB} MiB, sender link ${rateMbit} Mbit/s, ideal ${idealS.toFixed(2)} s (time from run() to the last verified copy)`);
+  printTable(rows);
+}
+
+async function peers(): Promise<void> {
+  if (!existsSync(peersScript)) {
+    console.log(`no peers.sh at ${peersScript}`);
+    return;
+  }
+  const busy = (await run('ip', ['netns', 'list'])).stdout.split('\n').some((l) => /^(s|b77|r\d+)\b/.test(l));
+  if (busy) {
+    console.log('the default bed (s, b77, rK) is in use by someone else: not running peers.sh now');
+    return;
+  }
+  const results = `/tmp/shoal-mcbench-peers-${Date.now()}.csv`;
+  const env = { ...process.env, SIZE_MIB: String(sizeMiB), RATE: String(rateMbit), REPS: String(reps), RESULTS: results };
+  const sh = (...a: string[]) => new Promise<void>((ok, fail) => {
+    const c = spawn('bash', [peersScript, ...a], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'] });
+    c.once('exit', (code) => (code === 0 ? ok() : fail(new Error(`peers.sh ${a.join(' ')} exited ${code}`))));
+  });
+  let extraEnv: NodeJS.ProcessEnv = {};
+  await sh('prepare');
+  const data = process.env.PEERS_WORK ? join(process.env.PEERS_WORK, 'data') : '/tmp/tb/data';
+  const payload = join(data, 'src', `payload-${sizeMiB}M.bin`);
+  const manifest = { name: `payload-${sizeMiB}M.bin`, ...(await hashFile(payload)) };
+  const cfgPath = join(data, 'shoal-bench.json');
+  try {
+    for (const n of ns) {
+      for (const loss of losses) {
+        for (const tool of tools) {
+          if (tool === 'shoal') {
+            const cfg: BedConfig = {
+              path: payload, manifest, keyHex: randomBytes(32).toString('hex'), transferId: `bench-${n}-${loss}`,
+              group: '239.77.3.1', port: 47_001, chunkSize: 64 * 1024, net: '10.77.0', n, destRoot: data, controlPort: 7707,
+              rateBps: rateMbit * 1e6, maxPasses: 10, timeoutMs: 280_000,
+            };
+            await writeFile(cfgPath, JSON.stringify(cfg));
+            const node = `${process.execPath} --import tsx`;
+            extraEnv = {
+              LABEL: 'shoal',
+              PEERS_RECV_READY_S: '3',
+              PEERS_RECV_CMD: `cd ${root} && ${node} bench/multicast/bed-receiver.ts ${cfgPath} "$K" exit`,
+              PEERS_SEND_CMD: `cd ${root} && ${node} bench/multicast/bed-sender.ts ${cfgPath}`,
+            };
+            await sh('case', 'cmd', String(n), String(loss));
+            extraEnv = {};
+          } else {
+            await sh('case', tool, String(n), String(loss));
+          }
+        }
+      }
+    }
+  } finally {
+    await sh('cleanup').catch(() => undefined);
+  }
+  await report(results);
+}
+
+async function report(csvPath: string): Promise<void> {
+  const [head, ...lines] = (await readFile(csvPath, 'utf8')).trim().split('\n');
+  const cols = head.split(',');
+  const recs = lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i], v])));
+  const key = (r: Record<string, string>) => `${r.n}/${r.loss_pct}`;
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const byCase = new Map<string, Map<string, Record<string, string>[]>>();
+  for (const r of recs) {
+    const tool = r.tool.includes('shoal') ? 'shoal' : r.tool;
+    if (!byCase.has(key(r))) byCase.set(key(r), new Map());
+    const m = byCase.get(key(r))!;
+    if (!m.has(tool)) m.set(tool, []);
+    m.get(tool)!.push(r);
+  }
+  const rows: string[][] = [['N/loss%', 'tool', 'ok', 'time s', '× ideal', '÷ UFTP-enc', 'tx ratio×N', 'sender CPU s', 'recv CPU s']];
+  for (const [c, m] of byCase) {
+    const uftp = m.get('uftp-enc');
+    const uftpT = uftp ? median(uftp.map((r) => Number(r.t_total_s))) : NaN;
+    for (const [tool, rs] of m) {
+      const t = median(rs.map((r) => Number(r.t_total_s)));
+      const n = Number(rs[0].n);
+      rows.push([c, tool, rs.map((r) => r.ok).join(' '), t.toFixed(2), (t / idealS).toFixed(3), Number.isNaN(uftpT) ? '-' : (t / uftpT).toFixed(3),
+        (median(rs.map((r) => Number(r.tx_ratio))) * n).toFixed(3), median(rs.map((r) => Number(r.sender_cpu_s))).toFixed(2), median(rs.map((r) => Number(r.recv_cpu_s))).toFixed(2)]);
+    }
+  }
+  console.log(`\n${sizeMiB} MiB, sender link ${rateMbit} Mbit/s, ideal ${idealS.toFixed(2)} s; times from peers.sh (sender launch → every copy hash-checked), medians of ${reps}; CSV: ${csvPath}`);
+  console.log('tx ratio×N = bytes on the sender link ÷ file size (multicast: ≈ 1 + headers + repairs)');
+  printTable(rows);
+}
+
+function printTable(rows: string[][]): void {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of rows) console.log(r.map((v, i) => (v ?? '').padEnd(w[i])).join('  '));
+}
