@@ -126,7 +126,7 @@ export async function errorFromResponse(res: Response): Promise<ShoalError> {
   }
   details.status = res.status;
   const retryAfter = res.headers.get('retry-after');
-  if (retryAfter !== null) {
+  if (retryAfter) {
     const seconds = Number(retryAfter);
     if (Number.isFinite(seconds)) details.retryAfterSeconds = seconds;
   }
@@ -297,9 +297,10 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       xhr.onerror = () => reject(new ShoalError(ErrorCode.UNREACHABLE, `cannot reach ${originOf(url)}`, { url }));
       xhr.onabort = () => reject(new ShoalError(ErrorCode.ABORTED, 'request aborted', { url }));
       xhr.onload = () => {
+        const retryAfter = xhr.getResponseHeader('retry-after');
         const res = new Response(xhr.status === 204 ? null : xhr.responseText, {
           status: xhr.status,
-          headers: { 'retry-after': xhr.getResponseHeader('retry-after') ?? '' },
+          headers: retryAfter ? { 'retry-after': retryAfter } : {},
         });
         if (!res.ok) {
           errorFromResponse(res).then(reject, reject);
