@@ -66,20 +66,23 @@ describe('web UI in Chromium', { skip }, () => {
     await bob.getByRole('button', { name: 'Create account' }).click();
     await bob.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
 
+    // The admin watches the requests tab; the request and the decision arrive without a reload.
+    await admin.goto(`${bed.url}/#/groups/lab/requests`);
+    await admin.getByText('No pending requests.').waitFor();
+    await admin.getByText('Live', { exact: true }).waitFor();
+
     await bob.getByRole('link', { name: 'My groups' }).click();
+    await bob.getByText('Live', { exact: true }).waitFor();
     await bob.getByRole('button', { name: 'Request to join lab' }).click();
     await bob.getByRole('status').filter({ hasText: 'Asked to join lab' }).waitFor();
     await bob.getByRole('row', { name: /lab/ }).getByText('waiting for a decision').waitFor();
 
-    await admin.goto(`${bed.url}/#/groups/lab/requests`);
     await admin.getByRole('button', { name: 'Approve bob' }).click();
     await admin.getByRole('status').filter({ hasText: 'Approved bob' }).waitFor();
+    await bob.getByRole('region', { name: 'Groups I belong to' }).getByRole('link', { name: 'lab' }).waitFor();
+
     await admin.getByRole('link', { name: 'Members' }).click();
     await admin.getByRole('row', { name: /bob/ }).waitFor();
-
-    await bob.getByRole('link', { name: 'Dashboard' }).click();
-    await bob.getByRole('link', { name: 'My groups' }).click();
-    await bob.getByRole('region', { name: 'Groups I belong to' }).getByRole('link', { name: 'lab' }).waitFor();
   });
 
   it('uploads through the files tab with progress, and the search finds the file', async () => {

@@ -6,6 +6,7 @@ import { ConfirmButton } from '../components/confirm-button.tsx';
 import { ErrorNotice, SelectField, TextField } from '../components/field.tsx';
 import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
 import { formatDate } from '../format.ts';
+import { useLiveRefresh } from '../live.tsx';
 import { useSession } from '../session.tsx';
 import { useLoad } from '../use-load.ts';
 
@@ -13,6 +14,7 @@ import { useLoad } from '../use-load.ts';
 export function MembersTab({ group, manage, onChange }: { group: string; manage: boolean; onChange: () => void }) {
   const { api } = useSession();
   const members = useLoad((signal) => api.call('listMembers', { params: { group }, signal }), [api, group]);
+  useLiveRefresh(members.reload, (e) => e.kind === 'membership' && e.group === group, 15_000);
   const changed = () => {
     members.reload();
     onChange();

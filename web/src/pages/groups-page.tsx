@@ -6,6 +6,7 @@ import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
 import { ErrorNotice, TextField } from '../components/field.tsx';
 import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
+import { useLiveRefresh } from '../live.tsx';
 import { href } from '../router.ts';
 import { useSession } from '../session.tsx';
 import { useLoad } from '../use-load.ts';
@@ -14,6 +15,7 @@ import { useLoad } from '../use-load.ts';
 export function GroupsPage() {
   const { api, user } = useSession();
   const groups = useLoad((signal) => api.call('listGroups', { signal }), [api]);
+  useLiveRefresh(groups.reload, (e) => e.kind === 'group' || e.kind === 'membership', 15_000);
   return (
     <>
       <h1>Groups</h1>
