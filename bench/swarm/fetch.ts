@@ -1,6 +1,6 @@
 /**
  * Benchmark helper: one swarm download into a fresh directory, then finalize. Prints one JSON line
- * { ms, bytes, piecesFetched, maxRssKiB, path }. Args: JSON { manifest (path), holders, ticket, destDir, streams }.
+ * { ms, downloadMs, bytes, piecesFetched, maxRssKiB, cpuMs, path }. Args: JSON { manifest (path), holders, ticket, destDir, streams }.
  */
 import { readFile } from 'node:fs/promises';
 import { createLogger } from '../../src/logger.ts';
@@ -22,5 +22,6 @@ console.log(JSON.stringify({
   bytes: result.bytesReceived,
   piecesFetched: result.piecesFetched,
   maxRssKiB: process.resourceUsage().maxRSS,
+  cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
   path,
 }));

@@ -120,7 +120,7 @@ async function main(): Promise<void> {
         const r = await runJson(inBed(bed ? 'r1' : null, [...node, join(here, 'fetch.ts'), JSON.stringify(fetchInput)]));
         const ms = Number(r.ms);
         results.push({ streams, ms, rss: Number(r.maxRssKiB) });
-        console.log(`  ${streams} stream(s), run ${run + 1}: ${(ms / 1000).toFixed(2)} s (transfer ${(Number(r.downloadMs) / 1000).toFixed(2)} s), ${((manifest.size * 8) / (ms / 1000) / 1e6).toFixed(0)} Mbit/s, peak RSS ${(Number(r.maxRssKiB) / 1024).toFixed(0)} MiB`);
+        console.log(`  ${streams} stream(s), run ${run + 1}: ${(ms / 1000).toFixed(2)} s (transfer ${(Number(r.downloadMs) / 1000).toFixed(2)} s), ${((manifest.size * 8) / (ms / 1000) / 1e6).toFixed(0)} Mbit/s, peak RSS ${(Number(r.maxRssKiB) / 1024).toFixed(0)} MiB, receiver CPU ${(Number(r.cpuMs) / 1000).toFixed(2)} s`);
         await rm(destDir, { recursive: true, force: true });
       }
     }
