@@ -153,6 +153,7 @@ export class KyselyStore implements Store {
   readonly #root: Kysely<Database> | undefined;
   readonly #dialect: StoreDialect;
   readonly #logger: Logger;
+  #closing: Promise<void> | undefined;
 
   constructor(db: Kysely<Database>, options: KyselyStoreOptions);
   constructor(db: Transaction<Database>, options: KyselyStoreOptions, inTransaction: true);
@@ -182,9 +183,15 @@ export class KyselyStore implements Store {
     }
   }
 
+  /** Closes the database (SQLite file or PostgreSQL pool); calling it again is harmless. */
   async close(): Promise<void> {
     if (!this.#root) throw new ShoalError(ErrorCode.INTERNAL, 'close() cannot run inside a transaction');
-    await this.#root.destroy();
+    this.#closing ??= this.#root.destroy();
+    await this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

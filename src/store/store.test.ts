@@ -840,6 +840,7 @@ await store.close();`,
           const f = await first.createFile({ groupId: g.id, name: 'kept.txt', type: 'txt', sha256: sha('durable bytes'), size: 5, sharedBy: u.id, sharedAt: 4 });
           await first.migrate();
           await first.close();
+          await first.close(); // a second close is harmless
 
           const second = await createStore({ url: own.url });
           try {
