@@ -10,10 +10,13 @@ describe('safeBaseName', () => {
     assert.equal(safeBaseName('dir\\report.pdf'), 'report.pdf');
     assert.equal(safeBaseName('.bashrc'), '.bashrc');
     assert.equal(safeBaseName('été 2026.txt'), 'été 2026.txt');
+    assert.equal(safeBaseName('why?.pdf'), 'why_.pdf');
+    assert.equal(safeBaseName('ab:c'), 'ab_c');
+    assert.equal(safeBaseName('trailing. .'), 'trailing');
   });
   for (const hostile of [
     '', '.', '..', '../x', 'a/../b', '..\\..\\x', '/etc/passwd', '\\\\server\\share', 'C:\\x', 'c:x', 'a\u0000b',
-    'line\nbreak', 'CON', 'nul.txt', 'Com1.log', 'LPT9', 'trailing.', 'trailing ', 'a:b', 'q?.txt',
+    'line\nbreak', 'CON', 'nul.txt', 'Com1.log', 'LPT9', 'CON.', '...', '. .',
     '.x.shoal-part', 'y.SHOAL-BITS', 'x'.repeat(256), 'dir/',
   ]) {
     it(`refuses ${JSON.stringify(hostile.slice(0, 40))}`, () => {

@@ -12,9 +12,10 @@ const reserved = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout
 export const tempSuffixes = ['.shoal-part', '.shoal-bits', '.shoal-tmp'] as const;
 
 /**
- * Returns the last segment of `name` (`a/b.txt` → `b.txt`) after refusing, with INVALID_NAME: empty names,
- * NUL and control characters, absolute paths (`/x`, `\x`, `C:\x`, `C:x`), any `..` segment, `.`, Windows
- * reserved device names, names ending in a dot or a space, our temp suffixes, and names over 255 UTF-8 bytes.
+ * Returns the last segment of `name` (`a/b.txt` → `b.txt`), with `<>:"|?*` replaced by `_` and trailing dots
+ * and spaces removed, after refusing, with INVALID_NAME: empty names, NUL and control characters, absolute
+ * paths (`/x`, `\x`, `C:\x`, `C:x`), any `..` segment, `.`, Windows reserved device names, our temp
+ * suffixes, and names over 255 UTF-8 bytes.
  */
 export function safeBaseName(name: string): string {
   const refuse = (why: string): never => {
@@ -27,11 +28,11 @@ export function safeBaseName(name: string): string {
   if (/[/\\]$/.test(name)) refuse('names a directory');
   const segments = name.split(/[/\\]+/);
   if (segments.some((s) => s === '..')) refuse('parent directory segment');
-  const base = segments.filter((s) => s.length > 0).pop() ?? '';
+  // Characters other systems reserve, and trailing dots and spaces (which Windows drops), are reduced
+  // rather than refused: "why?.pdf" is a fine name on the sharer's machine.
+  const base = (segments.filter((s) => s.length > 0).pop() ?? '').replace(/[<>:"|?*]/g, '_').replace(/[. ]+$/, '');
   if (base === '' || base === '.') refuse('no base name');
   if (reserved.test(base)) refuse('reserved device name');
-  if (/[. ]$/.test(base)) refuse('ends with a dot or a space');
-  if (/[<>:"|?*]/.test(base)) refuse('character not allowed in file names');
   if (tempSuffixes.some((s) => base.toLowerCase().endsWith(s))) refuse('temporary file suffix');
   if (Buffer.byteLength(base, 'utf8') > Limits.fileNameBytes) refuse(`longer than ${Limits.fileNameBytes} bytes`);
   return base;
