@@ -13,8 +13,9 @@ const repoRoot = path.resolve(webDir, '..');
 
 export default defineConfig({
   root: webDir,
-  // Relative asset URLs so the build works whatever path the coordinator mounts it on.
-  base: './',
+  // Absolute asset URLs: the coordinator serves the app at its root and answers deep paths with index.html
+  // (SPA fallback), where relative URLs would resolve under the deep path.
+  base: '/',
   plugins: [react()],
   build: {
     outDir: path.join(webDir, 'dist'),

@@ -76,7 +76,7 @@ export interface WebBed {
 }
 
 /** Starts a coordinator with webRoot = web/dist and a headless Chromium with a fresh profile. */
-export async function startWebBed(): Promise<WebBed> {
+export async function startWebBed(opts: { registration?: boolean } = {}): Promise<WebBed> {
   const executablePath = chromiumPath();
   if (!executablePath) throw new Error('chromium is not installed');
   ensureWebBuilt();
@@ -85,7 +85,7 @@ export async function startWebBed(): Promise<WebBed> {
   const store = await createStore({ url: join(dataDir, 'shoal.db') });
   const coordinator = createCoordinator(
     { store, logger: silentLogger },
-    { dataDir, host: '127.0.0.1', port: 0, adminPassword, webRoot: webDist },
+    { dataDir, host: '127.0.0.1', port: 0, adminPassword, webRoot: webDist, registration: opts.registration ?? true },
   );
   let context: BrowserContext | undefined;
   try {
