@@ -1,7 +1,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../logger.ts';
@@ -164,6 +164,18 @@ describe('PartialFile', () => {
     for (let i = 0; i < again.pieceCount; i++) await again.writePiece(i, piece(data, manifest, i));
     assert.equal(await again.finalize(), join(dest, 'report (2).pdf'));
     assert.deepEqual((await readdir(dest)).sort(), ['report (2).pdf', 'report.pdf']);
+  });
+
+  it('never writes through a symbolic link that holds the final name', async () => {
+    const { data, manifest } = await sample(10_000, 4096, 'target.bin');
+    const dest = await tempDir();
+    const outside = join(await tempDir(), 'outside.bin');
+    await writeFile(outside, 'untouched');
+    await symlink(outside, join(dest, 'target.bin'));
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    for (let i = 0; i < pf.pieceCount; i++) await pf.writePiece(i, piece(data, manifest, i));
+    assert.equal(await pf.finalize(), join(dest, 'target (2).bin'));
+    assert.equal(await readFile(outside, 'utf8'), 'untouched');
   });
 
   it('abort removes the temp file and its sidecar', async () => {

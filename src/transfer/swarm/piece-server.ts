@@ -166,6 +166,8 @@ export interface PieceServerOptions extends PieceHandlerOptions {
   host?: string;
   port?: number;
   tls: { cert: string | Buffer; key: string | Buffer };
+  /** Most simultaneous connections (default 512): each stream of each downloader is one. */
+  maxConnections?: number;
 }
 
 /** A standalone HTTPS piece server. */
@@ -192,6 +194,7 @@ export function createPieceServer(deps: PieceHandlerDeps, options: PieceServerOp
         res.destroy();
       });
   });
+  server.maxConnections = options.maxConnections ?? 512;
   server.keepAliveTimeout = 30_000;
   server.headersTimeout = 30_000;
   let port = 0;
