@@ -92,7 +92,7 @@ export async function trustServer(
       throw new ShoalError(
         ErrorCode.TLS_FINGERPRINT_MISMATCH,
         `THE CERTIFICATE OF ${url} HAS CHANGED: trusted ${known}, now presented ${probe.fingerprint}. ` +
-          `Someone may be intercepting the connection; nothing was sent. ${retrustHint(url, probe.fingerprint)}`,
+          `Someone may be intercepting the connection; nothing was sent. ${retrustHint(url, probe.fingerprint).replace(/^i/, 'I')}`,
         { expected: known, actual: probe.fingerprint },
       );
     }
