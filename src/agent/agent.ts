@@ -260,12 +260,21 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       reportCompleted(offer.deliveryId);
       return;
     }
-    if (running.has(offer.deliveryId)) return; // the running download keeps going with the holders it has
+    // A new offer for a running delivery carries fresh holders and a fresh ticket (the coordinator restarted,
+    // or this agent reconnected): the old run stops and the new one resumes from the same partial file.
+    const previous = running.get(offer.deliveryId);
+    previous?.controller.abort();
     state!.putDelivery({ deliveryId: offer.deliveryId, offer, state: 'receiving', finalPath: null, detail: null, reported: false, updatedAt: Date.now() });
     const controller = new AbortController();
     const slot: Running = { controller, done: Promise.resolve() };
     running.set(offer.deliveryId, slot);
-    slot.done = receive(offer, controller.signal, slot).finally(() => running.delete(offer.deliveryId));
+    slot.done = (async () => {
+      // One PartialFile per file per process: wait until the previous run closed it.
+      await previous?.done.catch(() => undefined);
+      if (!controller.signal.aborted) await receive(offer, controller.signal, slot);
+    })().finally(() => {
+      if (running.get(offer.deliveryId) === slot) running.delete(offer.deliveryId);
+    });
   }
 
   async function onCancel(deliveryId: string, reason: string): Promise<void> {

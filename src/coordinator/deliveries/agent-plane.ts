@@ -12,7 +12,7 @@ import type { CoordinatorContext, CoordinatorEvent } from '../context.ts';
 import { createHub, type Hub } from '../hub.ts';
 import { createPresence, type Presence } from '../presence.ts';
 import { registerDeliveryRoutes } from '../routes/deliveries.ts';
-import { registerPieceRoutes } from '../routes/pieces.ts';
+import { registerPieceRoutes, type PieceRouteStats } from '../routes/pieces.ts';
 import { registerPresenceRoutes } from '../routes/presence.ts';
 import { createDeliveryService, type DeliveryService } from './delivery-service.ts';
 
@@ -23,6 +23,8 @@ export interface AgentPlaneOptions {
   retryBaseMs?: number;
   /** How long `check` waits for an agent, ms (default 5000, or SHOAL_CHECK_TIMEOUT_MS). */
   checkTimeoutMs?: number;
+  /** Upload cap per piece stream, bytes/s (default none, or SHOAL_PIECE_STREAM_RATE): simulates a slow uplink. */
+  pieceStreamRate?: number;
 }
 
 /** The running parts, for the multicast service and tests. */
@@ -30,6 +32,7 @@ export interface AgentPlane {
   presence: Presence;
   deliveries: DeliveryService;
   hub: Hub;
+  pieces: PieceRouteStats;
 }
 
 declare module 'fastify' {
@@ -99,7 +102,7 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
 
   registerDeliveryRoutes(app, ctx, { deliveries });
   registerPresenceRoutes(app, ctx, { presence, checkTimeoutMs: options.checkTimeoutMs ?? envMs('SHOAL_CHECK_TIMEOUT_MS') });
-  registerPieceRoutes(app, ctx, { deliveries });
+  const pieces = registerPieceRoutes(app, ctx, { deliveries }, { streamRateBytesPerSec: options.pieceStreamRate ?? envMs('SHOAL_PIECE_STREAM_RATE') });
 
   const d = deliveries;
   const unsubscribe = ctx.events.subscribe((e) => {
@@ -131,7 +134,7 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
     await presence.stop();
   });
 
-  const plane: AgentPlane = { presence, deliveries: d, hub };
+  const plane: AgentPlane = { presence, deliveries: d, hub, pieces };
   app.decorate('agentPlane', plane);
   return plane;
 }

@@ -314,6 +314,17 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
     return out;
   }
 
+  /** A holder that served a bad piece stops being offered for that file until it says hello again. */
+  async function dropBadHolders(sha256: string, reported: unknown, by: LiveAgent): Promise<void> {
+    if (!Array.isArray(reported)) return;
+    for (const item of reported.slice(0, 100)) {
+      const id = typeof item === 'string' ? item : typeof item === 'object' && item !== null ? (item as { id?: unknown }).id : undefined;
+      if (typeof id !== 'string' || id === 'coordinator' || id === by.agentId) continue;
+      log.warn('holder served a bad piece', { sha256, holder: id, reportedBy: by.agentId });
+      await store.setHolder(sha256, id, false);
+    }
+  }
+
   async function handle(agent: LiveAgent, msg: ClientMessage): Promise<void> {
     if (msg.type !== 'progress' && msg.type !== 'completed' && msg.type !== 'failed') return;
     const d = await store.getDelivery(msg.deliveryId);
@@ -336,6 +347,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
         return;
       }
       await store.setHolder(file.sha256, agent.agentId, true);
+      await dropBadHolders(file.sha256, msg.detail?.badHolders, agent);
       if (r.state === 'delivered') return;
       await setRecipient(d, {
         ...r,
@@ -352,6 +364,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       log.info('delivered', { deliveryId: d.id, user: agent.username, agentId: agent.agentId, transport: msg.transport });
       return;
     }
+    if (file) await dropBadHolders(file.sha256, msg.badHolders, agent);
     if (r.state === 'delivered') return;
     const attempts = r.attempts + 1;
     const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(20, attempts - 1));

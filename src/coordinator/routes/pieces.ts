@@ -13,8 +13,19 @@ import type { CoordinatorContext } from '../context.ts';
 import type { DeliveryService } from '../deliveries/delivery-service.ts';
 import { errorBody } from '../http-errors.ts';
 
+/** What the coordinator's piece server has handed out since start. */
+export interface PieceRouteStats {
+  /** Bytes of the file `sha256` written to sockets (an upper bound of what peers received). */
+  servedBytes(sha256: string): number;
+}
+
 /** Registers the coordinator's piece server under /pieces. */
-export function registerPieceRoutes(app: FastifyInstance, ctx: CoordinatorContext, deps: { deliveries: DeliveryService }): void {
+export function registerPieceRoutes(
+  app: FastifyInstance,
+  ctx: CoordinatorContext,
+  deps: { deliveries: DeliveryService },
+  options: { streamRateBytesPerSec?: number } = {},
+): PieceRouteStats {
   const { store, blobs } = ctx;
   // (user, file) → allowed; cleared on every membership or catalogue change so a removal bites at once.
   const allowed = new Map<string, boolean>();
@@ -31,7 +42,14 @@ export function registerPieceRoutes(app: FastifyInstance, ctx: CoordinatorContex
       return !!blob && Number.isInteger(index) && index >= 0 && index < blob.pieces.length;
     },
   };
-  const handlerDeps: PieceHandlerDeps = { logger: ctx.logger.child('coordinator:pieces'), source, publicKey: ctx.ticketKeys.publicKey };
+  const served = new Map<string, number>();
+  const handlerDeps: PieceHandlerDeps = {
+    logger: ctx.logger.child('coordinator:pieces'),
+    source,
+    publicKey: ctx.ticketKeys.publicKey,
+    onServed: (e) => served.set(e.sha256, (served.get(e.sha256) ?? 0) + e.bytes),
+  };
+  const rate = options.streamRateBytesPerSec;
 
   const refuse = (reply: import('fastify').FastifyReply, status: number, err: ShoalError) => reply.code(status).send(errorBody(err));
 
@@ -57,6 +75,11 @@ export function registerPieceRoutes(app: FastifyInstance, ctx: CoordinatorContex
         if (!ok) return refuse(reply, 403, new ShoalError(ErrorCode.FORBIDDEN, 'no longer allowed to fetch this file'));
       }
     }
+    if (rate && rate > 0) {
+      // An uplink cap per stream: hold each answer as long as its piece would take at that rate.
+      const blob = /^[0-9a-f]{64}$/.test(sha256) ? await store.getBlob(sha256) : undefined;
+      if (blob) await new Promise((r) => setTimeout(r, Math.min(60_000, (blob.pieceSize / rate) * 1000)));
+    }
     reply.hijack();
     const handled = await handlePieceRequest(handlerDeps, req.raw, reply.raw);
     if (!handled) {
@@ -65,4 +88,5 @@ export function registerPieceRoutes(app: FastifyInstance, ctx: CoordinatorContex
       reply.raw.end(JSON.stringify(errorBody(new ShoalError(ErrorCode.NOT_FOUND, 'no such route'))));
     }
   });
+  return { servedBytes: (sha256) => served.get(sha256) ?? 0 };
 }
