@@ -1,7 +1,7 @@
 /**
  * The web UI's doors in Chromium: a server with registration closed offers no sign-up and says so at the
  * register URL; the sign-in form works from the keyboard alone; an unknown route says so; the coordinator's SPA
- * fallback serves the app at a deep path.
+ * fallback serves the app at a deep path; without the events socket the UI says so and still works.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -56,5 +56,21 @@ describe('web UI on a server with registration closed', { skip }, () => {
     const res = await page.goto(`${bed.url}/some/deep/path`);
     assert.equal(res?.status(), 200);
     await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
+  });
+
+  it('says "live updates unavailable" when the events socket cannot be used, and keeps working', async () => {
+    const cut = await bed.newPage();
+    await cut.routeWebSocket(/\/api\/v1\/events/, (ws) => ws.close({ code: 1011, reason: 'blocked by the test' }));
+    await cut.goto(`${bed.url}/#/signin`);
+    await cut.getByLabel('Username').fill('admin');
+    await cut.getByLabel('Password').fill(adminPassword);
+    await cut.getByRole('button', { name: 'Sign in' }).click();
+    await cut.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
+    await cut.getByText('Live updates unavailable', { exact: true }).waitFor();
+    await cut.getByText(/refreshes every few seconds instead/).waitFor();
+    await cut.getByRole('link', { name: 'Groups', exact: true }).click();
+    await cut.getByLabel('Group name').fill('offline-ok');
+    await cut.getByRole('button', { name: 'Create group' }).click();
+    await cut.getByRole('row', { name: /offline-ok/ }).waitFor();
   });
 });

@@ -36,6 +36,7 @@ export function LiveProvider({ token, children }: { token: string | null; childr
     }
     let ws: WebSocket | null = null;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let stable: ReturnType<typeof setTimeout> | undefined;
     let attempts = 0;
     let stopped = false;
     const open = () => {
@@ -49,8 +50,11 @@ export function LiveProvider({ token, children }: { token: string | null; childr
         return;
       }
       ws.onopen = () => {
-        attempts = 0;
         setStatus('live');
+        // Back off afresh only after the socket proved stable, so a server that accepts and drops at once is
+        // not hammered every second.
+        clearTimeout(stable);
+        stable = setTimeout(() => (attempts = 0), 10_000);
       };
       ws.onmessage = (m) => {
         let msg: { type?: unknown; event?: { kind?: unknown } };
@@ -65,6 +69,7 @@ export function LiveProvider({ token, children }: { token: string | null; childr
       };
       ws.onclose = () => {
         ws = null;
+        clearTimeout(stable);
         if (stopped) return;
         setStatus('unavailable');
         timer = setTimeout(open, backoffMs(attempts++));
@@ -74,6 +79,7 @@ export function LiveProvider({ token, children }: { token: string | null; childr
     return () => {
       stopped = true;
       clearTimeout(timer);
+      clearTimeout(stable);
       ws?.close();
     };
   }, [token]);
