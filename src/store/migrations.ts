@@ -202,6 +202,15 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         }
       },
     },
+    '0002_recipient_state_index': {
+      // The scheduler scans recipients by state alone (every failed or stuck transfer).
+      async up(db: AnyDb) {
+        await db.schema.createIndex('recipients_state_idx').on('recipients').columns(['state', 'updated_at']).execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropIndex('recipients_state_idx').execute();
+      },
+    },
   };
 }
 

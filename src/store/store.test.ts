@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
 import { ErrorCode, isShoalError, type ErrorCode as Code } from '../protocol/errors.ts';
 import { createTestDatabase, pgSkipReason, pgUrl } from '../../test/support/postgres.ts';
 import { createStore, parseStoreUrl } from './create-store.ts';
@@ -28,6 +29,10 @@ interface DialectCase {
   name: string;
   skip: string | false;
   fresh(): Promise<Fresh>;
+  /** Runs one statement on a connection of its own (outside the store); returns the rows. */
+  raw(url: string, statement: string): Promise<unknown[]>;
+  /** The statement that lists the names of the indexes. */
+  indexNames: string;
 }
 
 const dialects: DialectCase[] = [
@@ -38,6 +43,18 @@ const dialects: DialectCase[] = [
       const dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-store-'));
       return { url: `sqlite:${path.join(dir, 'shoal.db')}`, cleanup: () => rm(dir, { recursive: true, force: true }) };
     },
+    async raw(url, statement) {
+      const db = new SqliteDatabase(url.replace(/^sqlite:/, ''));
+      try {
+        const stmt = db.prepare(statement);
+        if (stmt.reader) return stmt.all();
+        stmt.run();
+        return [];
+      } finally {
+        db.close();
+      }
+    },
+    indexNames: "select name from sqlite_master where type = 'index'",
   },
   {
     name: 'PostgreSQL',
@@ -46,6 +63,16 @@ const dialects: DialectCase[] = [
       const db = await createTestDatabase();
       return { url: db.url, cleanup: () => db.drop() };
     },
+    async raw(url, statement) {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return (await client.query(statement)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+    indexNames: 'select indexname as name from pg_indexes',
   },
 ];
 
@@ -823,6 +850,32 @@ await store.close();`,
             assert.deepEqual((await s.listUsers()).map((u) => u.username), ['proc-1', 'proc-2']);
           } finally {
             await s.close();
+          }
+        } finally {
+          await own.cleanup();
+        }
+      });
+
+      it('applies only the migrations a database lacks when it is opened again', async () => {
+        const own = await dialect.fresh();
+        try {
+          const first = await createStore({ url: own.url });
+          await first.createUser({ username: 'before-upgrade', passwordHash: 'h', isAdmin: false });
+          await first.close();
+          // Wind the database back to the first migration, as an older release would have left it.
+          await dialect.raw(own.url, 'drop index recipients_state_idx');
+          await dialect.raw(own.url, "delete from kysely_migration where name = '0002_recipient_state_index'");
+          const names = async () => (await dialect.raw(own.url, dialect.indexNames)).map((r) => (r as { name: string }).name);
+          assert.ok(!(await names()).includes('recipients_state_idx'));
+
+          const second = await createStore({ url: own.url });
+          try {
+            assert.ok((await names()).includes('recipients_state_idx'));
+            assert.ok(await second.getUserByName('before-upgrade'));
+            const applied = await dialect.raw(own.url, 'select name from kysely_migration order by name');
+            assert.deepEqual(applied.map((r) => (r as { name: string }).name), ['0001_initial', '0002_recipient_state_index']);
+          } finally {
+            await second.close();
           }
         } finally {
           await own.cleanup();
