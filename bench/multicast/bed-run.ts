@@ -74,6 +74,8 @@ export interface BedRunResult {
   end: number;
   senderCpuUs: number;
   receivers: ReceiverOutcome[];
+  /** Sender CPU during run() only, µs. */
+  runCpu?: { user: number; system: number };
   /** From sender start to the last receiver's verified copy, ms. */
   totalMs: number;
   stderr: string;
@@ -127,13 +129,14 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
       child.once('exit', () => { clearTimeout(t); resolveReady(false); });
     })));
     if (ready.some((r) => !r)) throw new Error(`receivers did not start: ${stderr.slice(0, 2000)}`);
-    const got: { line: { result: SendResult; start: number; end: number; cpu: { user: number; system: number } } | null } = { line: null };
+    const got: { line: { result: SendResult; start: number; end: number; cpu: { user: number; system: number }; runCpu?: { user: number; system: number } } | null } = { line: null };
     const sender = exec(o.env.TB_S_NS ?? 's', 'bed-sender.ts', cfgPath);
     lines(sender, (l) => { try { got.line = JSON.parse(l); } catch { /* not ours */ } });
     await Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))));
     const s = got.line;
     const last = Math.max(...outcomes.map((x) => x.at ?? Infinity));
     return {
+      runCpu: s?.runCpu,
       result: s?.result ?? null, start: s?.start ?? 0, end: s?.end ?? 0, senderCpuUs: s ? s.cpu.user + s.cpu.system : 0,
       receivers: outcomes, totalMs: s ? Math.max(last, s.end) - s.start : Infinity, stderr,
     };

@@ -40,6 +40,8 @@ const ns = opt('ns', '1,4,8').split(',').map(Number);
 const losses = opt('losses', '0,2').split(',').map(Number);
 const tools = opt('tools', 'shoal,uftp-enc,http').split(',');
 const reps = Number(opt('reps', '1'));
+/** Sender pacing ceiling in Mbit/s for `direct` (default: the link rate). */
+const paceMbit = Number(opt('pace', String(rateMbit)));
 const idealS = (sizeMiB * 1024 * 1024 * 8) / (rateMbit * 1e6);
 
 const problem = await bedProblem();
@@ -68,13 +70,14 @@ async function direct(): Promise<void> {
     for (const n of ns) {
       for (const loss of losses) {
         await bed(env, 'up', String(n), String(rateMbit), String(loss));
-        const out = await runOnBed({ env, n, path, manifest, destRoot: join(work, `rx-${n}-${loss}`), rateBps: rateMbit * 1e6, workDir: work, timeoutMs: 300_000 });
+        const out = await runOnBed({ env, n, path, manifest, destRoot: join(work, `rx-${n}-${loss}`), rateBps: paceMbit * 1e6, workDir: work, timeoutMs: 300_000 });
         const ok = out.receivers.every((r) => r.done) && out.result?.complete === true;
         const t = out.totalMs / 1000;
         const recvCpu = Math.max(...out.receivers.map((r) => r.cpuUs ?? 0)) / 1e6;
         rows.push([String(n), String(loss), t.toFixed(2), (t / idealS).toFixed(3), String(out.result?.passes.length ?? '-'),
           out.result ? (out.result.wireBytes / manifest.size).toFixed(3) : '-', (out.senderCpuUs / 1e6).toFixed(2), recvCpu.toFixed(2), ok ? 'yes' : 'NO']);
         if (!ok) console.log(out.stderr.slice(0, 3000));
+        if (out.runCpu) console.log(`N=${n} loss=${loss}%: sender run() CPU user ${(out.runCpu.user / 1e6).toFixed(2)} s, sys ${(out.runCpu.system / 1e6).toFixed(2)} s`);
         if (out.result) console.log(`N=${n} loss=${loss}%: passes ${JSON.stringify(out.result.passes.map((p) => ({ pass: p.pass, dg: p.datagrams, ms: p.ms, rate: Math.round(p.rateBps / 1e6), loss: p.loss })))}`);
         await rm(join(work, `rx-${n}-${loss}`), { recursive: true, force: true });
       }

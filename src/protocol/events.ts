@@ -77,6 +77,13 @@ export const MulticastStatusMsg = z.object({
   transferId: Id,
   /** Half-open [start, end) chunk ranges still missing. */
   missing: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()])).max(65_536),
+  /** Chunks held in part: [chunk, fragment indexes still missing] (the multicast receiver keeps the listed
+   * fragments under 40,000 in total); repairing fragments instead of whole chunks keeps repair traffic near
+   * the loss rate. */
+  partial: z
+    .array(z.tuple([z.number().int().nonnegative(), z.array(z.number().int().nonnegative().max(4095)).max(4096)]))
+    .max(65_536)
+    .optional(),
   /** Chunks received so far. */
   received: z.number().int().nonnegative(),
   /** Loss rate over the last pass, 0..1. */

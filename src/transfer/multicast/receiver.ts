@@ -14,7 +14,7 @@ import type { Logger } from '../../logger.ts';
 import type { Manifest } from '../../protocol/api.ts';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import { decodeDatagram, fragmentSpan, sameTransferId } from '../../protocol/datagram.ts';
-import { DatagramKind, MAX_FRAGMENTS, type DataDatagram } from '../../protocol/datagram-types.ts';
+import { DatagramKind, type DataDatagram } from '../../protocol/datagram-types.ts';
 import { createChunkSealer, SEAL_TAG_BYTES, wireTransferId } from '../../crypto/chunk-seal.ts';
 import type { PartialFile } from '../pieces/partial-file.ts';
 import type { ChunkRange, ReceiverStatus } from './receiver-status.ts';
@@ -47,8 +47,14 @@ export interface MulticastReceiverOptions {
   recvBufferBytes?: number;
   /** Memory for incomplete chunks, bytes (default 16 MiB); older incomplete chunks spill to disk. */
   reassemblyBytes?: number;
-  /** Most chunks reported in part (with fragment lists) per status; the rest are reported whole. */
-  maxPartialReports?: number;
+  /**
+   * Most fragment indexes listed per status (default 40,000, about 300 KB of JSON, well inside a WebSocket
+   * message); chunks past the budget, and chunks missing more than half their fragments, are reported whole.
+   */
+  maxPartialFragments?: number;
+  /** Most missing ranges per status (default 60,000); past it the last range is widened (held chunks sent
+   * again are only duplicates). */
+  maxRanges?: number;
   /**
    * TEST KNOB ONLY: drop this fraction (0..1) of arriving datagrams before looking at them, to exercise
    * repair on loopback where the kernel loses nothing. Never set it in production (the namespace bed gives
@@ -89,6 +95,9 @@ export interface MulticastReceiverStats {
   simulatedDrops: number;
   /** SO_RCVBUF granted by the kernel, bytes (Linux reports twice the usable size). */
   recvBufferBytes: number;
+  /** When the first datagram of this transfer arrived (ms since epoch), null until then: a receiver that
+   * hears nothing seconds after the sender started is not reached by multicast and should use the swarm. */
+  firstDataAt: number | null;
 }
 
 export interface MulticastReceiver {
@@ -107,8 +116,8 @@ export interface MulticastReceiver {
 const MISSING = 0;
 const COMPLETING = 1;
 const DONE = 2;
-/** Disk operations allowed to queue before new complete chunks are dropped (and repaired later). */
-const MAX_IO_QUEUE = 1024;
+/** Bytes of disk work allowed to queue before new datagrams are dropped (and repaired in a later pass). */
+const MAX_IO_QUEUED_BYTES = 64 * 1024 * 1024;
 /** Most spilled chunks remembered; beyond that a chunk's fragments are dropped and it is asked for whole. */
 const MAX_SPILLED = 262_144;
 
@@ -139,7 +148,8 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const chunkCount = Math.ceil(m.size / chunkSize);
   const chunksPerPiece = m.pieces.length > 1 ? m.pieceSize / chunkSize : Math.max(1, chunkCount);
   const maxMem = Math.max(1, Math.floor((options.reassemblyBytes ?? 16 * 1024 * 1024) / (chunkSize + SEAL_TAG_BYTES)));
-  const maxPartial = options.maxPartialReports ?? 16_384;
+  const maxPartialFragments = options.maxPartialFragments ?? 40_000;
+  const maxRanges = options.maxRanges ?? 60_000;
   const dropRate = options.simulateLossRate ?? 0;
 
   // Reassembly buffers are reused: a fresh 64 KiB buffer per chunk kept the garbage collector busy at
@@ -158,7 +168,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const stats: MulticastReceiverStats = {
     datagrams: 0, bytes: 0, duplicates: 0,
     rejected: { malformed: 0, wrongTransfer: 0, auth: 0, overload: 0 },
-    chunks: 0, pieces: 0, pieceFailures: 0, spilled: 0, simulatedDrops: 0, recvBufferBytes: 0,
+    chunks: 0, pieces: 0, pieceFailures: 0, spilled: 0, simulatedDrops: 0, recvBufferBytes: 0, firstDataAt: null,
   };
   let socket: dgram.Socket | null = null;
   let readHandle: Promise<FileHandle> | null = null;
@@ -172,11 +182,12 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   // One serial queue for every disk operation, so that a spilled chunk's ciphertext writes land before the
   // read-back that opens it, and plaintext lands after both.
   let ioTail: Promise<void> = Promise.resolve();
-  let ioQueued = 0;
-  const io = (what: string, fn: () => Promise<void>) => {
-    ioQueued++;
-    ioTail = ioTail.then(fn).catch((err: unknown) => log.warn('disk operation failed', { what, err })).finally(() => void ioQueued--);
+  let ioQueuedBytes = 0;
+  const io = (what: string, bytes: number, fn: () => Promise<void>) => {
+    ioQueuedBytes += bytes;
+    ioTail = ioTail.then(fn).catch((err: unknown) => log.warn('disk operation failed', { what, err })).finally(() => void (ioQueuedBytes -= bytes));
   };
+  const ioFull = () => ioQueuedBytes >= MAX_IO_QUEUED_BYTES;
 
   const plainLength = (c: number) => Math.min(chunkSize, m.size - c * chunkSize);
   const pieceOf = (c: number) => Math.floor(c / chunksPerPiece);
@@ -201,7 +212,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     stats.chunks++;
     const p = pieceOf(c);
     if (--pieceLeft[p] === 0) {
-      io('verify', async () => {
+      io('verify', 0, async () => {
         if (await partial.verifyPiece(p)) {
           stats.pieces++;
           checkComplete();
@@ -257,17 +268,13 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   function complete(c: number, e: Entry): void {
     mem.delete(c);
     spilled.delete(c);
-    if (ioQueued >= MAX_IO_QUEUE) {
-      stats.rejected.overload++;
-      if (e.buf) releaseBuffer(e);
-      return;
-    }
+    // Never dropped here: every byte is in already. Input is throttled in onData instead.
     state[c] = COMPLETING;
     if (e.buf) {
       const sealed = e.buf;
-      io('chunk', () => openAndWrite(c, e, sealed).finally(() => releaseBuffer(e)));
+      io('chunk', sealed.length, () => openAndWrite(c, e, sealed).finally(() => releaseBuffer(e)));
     } else {
-      io('spilled chunk', () => openSpilled(c, e));
+      io('spilled chunk', plainLength(c), () => openSpilled(c, e));
     }
   }
 
@@ -276,7 +283,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     const len = plainLength(c);
     if (off < len) {
       const ct = bytes.subarray(0, Math.min(bytes.length, len - off));
-      io('spill', () => partial.writeAt(c * chunkSize + off, ct));
+      io('spill', ct.length, () => partial.writeAt(c * chunkSize + off, ct));
     }
     const tagFrom = Math.max(off, len);
     if (off + bytes.length > len) e.tag!.set(bytes.subarray(tagFrom - off), tagFrom - len);
@@ -287,7 +294,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     if (first.done) return;
     const [c, e] = first.value;
     mem.delete(c);
-    if (spilled.size >= MAX_SPILLED || ioQueued >= MAX_IO_QUEUE) {
+    if (spilled.size >= MAX_SPILLED) {
       stats.rejected.overload++;
       releaseBuffer(e);
       return;
@@ -311,7 +318,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       }
     }
     // The spill writes read from the buffer: it goes back to the pool only after them (the queue is serial).
-    io('release', async () => releaseBuffer({ ...e, backing, buf }));
+    io('release', 0, async () => releaseBuffer({ ...e, backing, buf }));
     spilled.set(c, e);
     stats.spilled++;
   }
@@ -326,6 +333,12 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     passDatagrams++;
     if (state[c] !== MISSING) { stats.duplicates++; return; }
     let e = mem.get(c) ?? spilled.get(c);
+    // The disk fell behind: drop what would add disk work (a new chunk that may need a spill, a fragment of a
+    // spilled chunk); the next pass repairs it. Fragments of chunks held in memory cost no disk work.
+    if (ioFull() && (!e || !e.buf)) {
+      stats.rejected.overload++;
+      return;
+    }
     if (e && (e.epoch !== d.epoch || e.count !== d.fragments)) {
       // A newer epoch replaces what we held (the sender resealed); anything else inconsistent is dropped.
       if (d.epoch <= e.epoch) { stats.rejected.malformed++; return; }
@@ -360,6 +373,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       return;
     }
     if (!sameTransferId(d.transferId, tid)) { stats.rejected.wrongTransfer++; return; }
+    stats.firstDataAt ??= Date.now();
     switch (d.kind) {
       case DatagramKind.DATA:
         onData(d);
@@ -443,19 +457,24 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     status() {
       const missing: ChunkRange[] = [];
       const partialList: Array<[number, number[]]> = [];
+      let listed = 0;
       let runStart = -1;
       const flush = (end: number) => {
-        if (runStart >= 0) missing.push([runStart, end]);
+        if (runStart < 0) return;
+        if (missing.length >= maxRanges) missing[missing.length - 1][1] = end;
+        else missing.push([runStart, end]);
         runStart = -1;
       };
       for (let c = 0; c < chunkCount; c++) {
         if (state[c] !== MISSING) { flush(c); continue; }
         const e = mem.get(c) ?? spilled.get(c);
-        if (e && e.gotCount > 0 && partialList.length < maxPartial) {
+        const lacking = e ? e.count - e.gotCount : 0;
+        if (e && e.gotCount > 0 && lacking <= e.count / 2 && listed + lacking <= maxPartialFragments) {
           flush(c);
           const frags: number[] = [];
-          for (let f = 0; f < e.count && frags.length < MAX_FRAGMENTS; f++) if (e.got[f] === 0) frags.push(f);
+          for (let f = 0; f < e.count; f++) if (e.got[f] === 0) frags.push(f);
           partialList.push([c, frags]);
+          listed += frags.length;
           continue;
         }
         if (runStart < 0) runStart = c;
