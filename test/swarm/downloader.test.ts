@@ -93,6 +93,39 @@ describe('swarm downloader', () => {
     assert.equal(result.bytesPerHolder.half1, 5 * 16 * 1024);
   });
 
+  it('lets two receivers of the same file finish from each other', async () => {
+    const file = await sampleFile(scratch, 12 * 16 * 1024, 16 * 1024);
+    // Seed "even" has only even pieces and serves only A; seed "odd" has only odd pieces and serves only B:
+    // each receiver can finish only with what the other one verified meanwhile.
+    const seed = async (parity: number, user: string) => {
+      const partial = await openPartialFile({ manifest: file.manifest, destDir: await scratch.dir(), logger: silentLogger });
+      for (let i = parity; i < file.manifest.pieces.length; i += 2) {
+        const { offset, length } = pieceRange(file.manifest, i);
+        await partial.writePiece(i, file.data.subarray(offset, offset + length));
+      }
+      const reg = createPieceRegistry();
+      reg.addPartial(partial);
+      return startHolder(scratch, { id: `seed${parity}`, keys, tls, source: reg, deps: { authorize: (c) => c.user === user } });
+    };
+    const receiver = async (user: string) => {
+      const partial = await openPartialFile({ manifest: file.manifest, destDir: await scratch.dir(), logger: silentLogger });
+      const reg = createPieceRegistry();
+      reg.addPartial(partial);
+      return { user, partial, server: await startHolder(scratch, { id: user, keys, tls, source: reg }) };
+    };
+    const [s0, s1, a, b] = await Promise.all([seed(0, 'a'), seed(1, 'b'), receiver('a'), receiver('b')]);
+    const run = (me: typeof a, seedHolder: typeof s0, other: typeof a) =>
+      downloadFile({
+        manifest: file.manifest, holders: [seedHolder.holder, other.server.holder], ticket: ticketFor(keys, file.manifest.sha256, me.user),
+        partial: me.partial, logger: silentLogger, haveRefreshMs: 100,
+      });
+    const [ra, rb] = await Promise.all([run(a, s0, b), run(b, s1, a)]);
+    assert.equal(ra.bytesPerHolder.b, 6 * 16 * 1024);
+    assert.equal(rb.bytesPerHolder.a, 6 * 16 * 1024);
+    assert.equal(sha(await readFile(await a.partial.finalize())), file.manifest.sha256);
+    assert.equal(sha(await readFile(await b.partial.finalize())), file.manifest.sha256);
+  });
+
   it('fetches nothing again for pieces already verified', async () => {
     const file = await sampleFile(scratch, 8 * 16 * 1024, 16 * 1024);
     const h = await startHolder(scratch, { id: 'seed', keys, tls, file });

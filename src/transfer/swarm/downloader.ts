@@ -58,6 +58,9 @@ export interface DownloadOptions {
   maxFailures?: number;
   /** ms without any progress possible (no holder has the missing pieces) before giving up (default 30 s). */
   stallTimeoutMs?: number;
+  /** ms between asking holders that lack pieces which ones they have now: receivers that are downloading
+   * the same file serve each other what they verified (default 2000). */
+  haveRefreshMs?: number;
   /** ms for one piece request before it is abandoned (default 120 s). */
   requestTimeoutMs?: number;
   /** Extra CA certificates for holders without a fingerprint. */
@@ -95,6 +98,7 @@ interface HolderState {
   timer: NodeJS.Timeout | null;
   bytes: number;
   lastRefresh: number;
+  refreshing: boolean;
 }
 
 interface InFlight {
@@ -148,6 +152,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     timer: null,
     bytes: 0,
     lastRefresh: 0,
+    refreshing: false,
   }));
   if (states.length === 0 && want.size > 0) throw new ShoalError(ErrorCode.PEER_FAILED, 'no holder to download from');
 
@@ -160,6 +165,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   let progressTimer: NodeJS.Timeout | null = null;
   let stallSince: number | null = null;
   let stallTimer: NodeJS.Timeout | null = null;
+  let haveTimer: NodeJS.Timeout | null = null;
   let rate = 0;
   let rateBytes = 0;
   let rateAt = Date.now();
@@ -294,6 +300,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   };
 
   const loadHave = async (s: HolderState) => {
+    if (s.refreshing || s.dropped) return;
+    s.refreshing = true;
     s.lastRefresh = Date.now();
     try {
       const r = await request(`${s.base}/pieces/${manifest.sha256}`, {
@@ -323,6 +331,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       if (isShoalError(err, ErrorCode.TLS_FINGERPRINT_MISMATCH)) drop(s, err.code, err.message);
       else log.debug('holder bitfield unavailable, assuming it has every piece', { holder: s.holder.id, err });
     } finally {
+      s.refreshing = false;
       s.ready = true;
       pump();
     }
@@ -474,6 +483,9 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   try {
     if (want.size > 0) {
       for (const s of states) void loadHave(s);
+      haveTimer = setInterval(() => {
+        for (const s of live()) if (s.ready && s.have && !s.have.complete) void loadHave(s);
+      }, Math.max(100, options.haveRefreshMs ?? 2000));
       await done;
     }
     emitProgress(true);
@@ -483,6 +495,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     options.signal?.removeEventListener('abort', onAbort);
     if (progressTimer) clearTimeout(progressTimer);
     if (stallTimer) clearTimeout(stallTimer);
+    if (haveTimer) clearInterval(haveTimer);
     for (const s of states) if (s.timer) clearTimeout(s.timer);
     // Requests were aborted by finish(); wait for them so that no piece is written after we return.
     for (let round = 0; running.size > 0 && round < 100; round++) await Promise.allSettled([...running]);
