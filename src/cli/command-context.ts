@@ -16,7 +16,9 @@ export interface CommandContext {
 }
 
 /** Builds the context of one `main` invocation; `json` and `cleanup` are read back by `main`. */
-export function createCommandContext(io: CliIo): CommandContext & { json: boolean; cleanup(): Promise<void> } {
+export function createCommandContext(
+  io: CliIo,
+): CommandContext & { json: boolean; cleanup(): Promise<void> } {
   const deferred: (() => Promise<void> | void)[] = [];
   const ctx = {
     io,

@@ -72,6 +72,7 @@ export function normalizeServerUrl(input: string): string {
   } catch {
     throw new ShoalError(ErrorCode.BAD_REQUEST, `not a URL: ${input}`);
   }
-  if (u.protocol !== 'https:') throw new ShoalError(ErrorCode.BAD_REQUEST, `the coordinator URL must use https: ${input}`);
+  if (u.protocol !== 'https:')
+    throw new ShoalError(ErrorCode.BAD_REQUEST, `the coordinator URL must use https: ${input}`);
   return u.origin;
 }

@@ -32,7 +32,11 @@ export function reduceFileName(name: string, sha256: string): string {
   } catch {
     // Reduce rather than refuse: the user asked for this file and the bytes are verified by hash anyway.
   }
-  const last = name.split(/[/\\]+/).filter((s) => s !== '').pop() ?? '';
+  const last =
+    name
+      .split(/[/\\]+/)
+      .filter((s) => s !== '')
+      .pop() ?? '';
   // eslint-disable-next-line no-control-regex
   let cleaned = last.replace(/[\u0000-\u001f\u007f<>:"|?*]/g, '_').replace(/[. ]+$/, '');
   while (Buffer.byteLength(cleaned, 'utf8') > 200) cleaned = cleaned.slice(0, -1);
@@ -105,13 +109,18 @@ function rangeStart(contentRange: string | null): number | undefined {
 }
 
 /** Fetches the rest of the file into `part` from `offset`; returns the SHA-256 of the whole and bytes fetched. */
-async function fetchInto(opts: DownloadToDirOptions, part: string, offset: number): Promise<{ sha256: string; fetched: number; size: number }> {
+async function fetchInto(
+  opts: DownloadToDirOptions,
+  part: string,
+  offset: number,
+): Promise<{ sha256: string; fetched: number; size: number }> {
   const { api, group, file, signal } = opts;
   const hash = createHash('sha256');
   const start = offset;
   if (start > 0) {
     // Hash the prefix already on disk once, instead of trusting it: a wrong byte fails the final check.
-    for await (const chunk of createReadStream(part, { start: 0, end: start - 1, signal })) hash.update(chunk as Buffer);
+    for await (const chunk of createReadStream(part, { start: 0, end: start - 1, signal }))
+      hash.update(chunk as Buffer);
   }
   let fetched = 0;
   if (start < file.size || file.size === 0) {
@@ -130,7 +139,12 @@ async function fetchInto(opts: DownloadToDirOptions, part: string, offset: numbe
       transform(chunk: Buffer, _enc, cb) {
         fetched += chunk.length;
         if (start + fetched > total) {
-          cb(new ShoalError(ErrorCode.HASH_MISMATCH, `the server sent more than the ${total} bytes of ${file.name}`));
+          cb(
+            new ShoalError(
+              ErrorCode.HASH_MISMATCH,
+              `the server sent more than the ${total} bytes of ${file.name}`,
+            ),
+          );
           return;
         }
         hash.update(chunk);
@@ -149,7 +163,11 @@ async function fetchInto(opts: DownloadToDirOptions, part: string, offset: numbe
   return { sha256: hash.digest('hex'), fetched, size: start + fetched };
 }
 
-async function fetchWhole(opts: DownloadToDirOptions, part: string, res: Response): Promise<{ sha256: string; fetched: number; size: number }> {
+async function fetchWhole(
+  opts: DownloadToDirOptions,
+  part: string,
+  res: Response,
+): Promise<{ sha256: string; fetched: number; size: number }> {
   const hash = createHash('sha256');
   let fetched = 0;
   const total = opts.file.size;
@@ -158,7 +176,12 @@ async function fetchWhole(opts: DownloadToDirOptions, part: string, res: Respons
     transform(chunk: Buffer, _enc, cb) {
       fetched += chunk.length;
       if (fetched > total) {
-        cb(new ShoalError(ErrorCode.HASH_MISMATCH, `the server sent more than the ${total} bytes of ${opts.file.name}`));
+        cb(
+          new ShoalError(
+            ErrorCode.HASH_MISMATCH,
+            `the server sent more than the ${total} bytes of ${opts.file.name}`,
+          ),
+        );
         return;
       }
       hash.update(chunk);
@@ -181,7 +204,14 @@ async function fetchWhole(opts: DownloadToDirOptions, part: string, res: Respons
  * replaces an existing file, so a different file already there is left alone. An identical file already there
  * wins and the part is dropped.
  */
-async function finalize(part: string, dir: string, name: string, size: number, sha256: string, signal?: AbortSignal): Promise<{ path: string; alreadyPresent: boolean }> {
+async function finalize(
+  part: string,
+  dir: string,
+  name: string,
+  size: number,
+  sha256: string,
+  signal?: AbortSignal,
+): Promise<{ path: string; alreadyPresent: boolean }> {
   for (let n = 1; n <= maxNameVariants; n++) {
     const candidate = path.join(dir, n === 1 ? name : numberedName(name, n));
     try {
@@ -197,7 +227,13 @@ async function finalize(part: string, dir: string, name: string, size: number, s
         }
         continue;
       }
-      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV' || code === 'EMLINK') {
+      if (
+        code === 'EPERM' ||
+        code === 'ENOTSUP' ||
+        code === 'EOPNOTSUPP' ||
+        code === 'EXDEV' ||
+        code === 'EMLINK'
+      ) {
         // Filesystems without hard links: check-then-rename, the best they allow.
         if (await exists(candidate)) {
           if (await sameContent(candidate, size, sha256, signal)) {
@@ -225,17 +261,28 @@ export async function downloadToDir(opts: DownloadToDirOptions): Promise<Downloa
   const part = target + partSuffix;
   // Defence in depth: whatever reduceFileName returned must stay one segment inside dir.
   if (path.dirname(target) !== dir || path.dirname(part) !== dir) {
-    throw new ShoalError(ErrorCode.INVALID_NAME, `refusing to write ${JSON.stringify(file.name)} outside ${dir}`);
+    throw new ShoalError(
+      ErrorCode.INVALID_NAME,
+      `refusing to write ${JSON.stringify(file.name)} outside ${dir}`,
+    );
   }
 
   if (await sameContent(target, file.size, file.sha256, signal)) {
-    return { path: target, size: file.size, sha256: file.sha256, resumedFrom: 0, fetchedBytes: 0, alreadyPresent: true };
+    return {
+      path: target,
+      size: file.size,
+      sha256: file.sha256,
+      resumedFrom: 0,
+      fetchedBytes: 0,
+      alreadyPresent: true,
+    };
   }
 
   let offset = 0;
   const partStat = await lstat(part).catch(() => undefined);
   if (partStat) {
-    if (!partStat.isFile()) throw new ShoalError(ErrorCode.CONFLICT, `${part} exists and is not a regular file`);
+    if (!partStat.isFile())
+      throw new ShoalError(ErrorCode.CONFLICT, `${part} exists and is not a regular file`);
     offset = partStat.size;
     if (offset > file.size) {
       await truncate(part, 0);
@@ -249,12 +296,20 @@ export async function downloadToDir(opts: DownloadToDirOptions): Promise<Downloa
     } catch (err) {
       // Bytes that cannot be right are not worth resuming from.
       if (isShoalError(err, ErrorCode.HASH_MISMATCH)) await unlink(part).catch(() => undefined);
-      const kept = await lstat(part).then((st) => st.size).catch(() => 0);
+      const kept = await lstat(part)
+        .then((st) => st.size)
+        .catch(() => 0);
       const again = `${kept} bytes are kept in ${part}; run the same command again to resume`;
-      if (signal?.aborted) throw new ShoalError(ErrorCode.ABORTED, `interrupted: ${again}`, undefined, { cause: err });
+      if (signal?.aborted)
+        throw new ShoalError(ErrorCode.ABORTED, `interrupted: ${again}`, undefined, { cause: err });
       if (isShoalError(err) || (err as NodeJS.ErrnoException)?.syscall) throw err;
       // Anything else came from the connection (reset, closed early): resumable.
-      throw new ShoalError(ErrorCode.UNREACHABLE, `the download of ${file.name} broke off (${(err as Error)?.message ?? err}): ${again}`, undefined, { cause: err });
+      throw new ShoalError(
+        ErrorCode.UNREACHABLE,
+        `the download of ${file.name} broke off (${(err as Error)?.message ?? err}): ${again}`,
+        undefined,
+        { cause: err },
+      );
     }
   };
   let result = await fetchOrDrop(offset);
@@ -285,11 +340,23 @@ export async function downloadToDir(opts: DownloadToDirOptions): Promise<Downloa
     throw new ShoalError(ErrorCode.HASH_MISMATCH, `${part} has ${st.size} bytes, expected ${file.size}`);
   }
   const placed = await finalize(part, dir, name, file.size, file.sha256, signal);
-  return { path: placed.path, size: file.size, sha256: file.sha256, resumedFrom, fetchedBytes: result.fetched, alreadyPresent: placed.alreadyPresent };
+  return {
+    path: placed.path,
+    size: file.size,
+    sha256: file.sha256,
+    resumedFrom,
+    fetchedBytes: result.fetched,
+    alreadyPresent: placed.alreadyPresent,
+  };
 }
 
 /** Finds a file of `group` by id, or else by exact name (refusing an ambiguous name). */
-export async function resolveFile(api: ApiClient, group: string, ref: string, signal?: AbortSignal): Promise<CatalogueFile> {
+export async function resolveFile(
+  api: ApiClient,
+  group: string,
+  ref: string,
+  signal?: AbortSignal,
+): Promise<CatalogueFile> {
   try {
     const { file } = await api.call('getFile', { params: { group, fileId: ref } }, { signal });
     return file;

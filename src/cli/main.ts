@@ -43,7 +43,13 @@ export const commandFamilies: readonly CommandRegistrar[] = [
 
 function readVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0.0.0';
+    return (
+      (
+        JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+          version?: string;
+        }
+      ).version ?? '0.0.0'
+    );
   } catch {
     return '0.0.0';
   }
@@ -70,9 +76,16 @@ function hintFor(err: ShoalError): string | undefined {
   switch (err.code) {
     case ErrorCode.UNAUTHENTICATED:
     case ErrorCode.SESSION_EXPIRED:
-      return err.message.includes('shoal login') ? undefined : 'log in again with: shoal login URL --user NAME';
+      return err.message.includes('shoal login')
+        ? undefined
+        : 'log in again with: shoal login URL --user NAME';
     case ErrorCode.TLS_FINGERPRINT_MISMATCH:
-      return err.message.includes('shoal login') ? undefined : retrustHint(String(err.details?.host ? `https://${err.details.host}` : 'URL'), err.details?.actual as string | undefined);
+      return err.message.includes('shoal login')
+        ? undefined
+        : retrustHint(
+            String(err.details?.host ? `https://${err.details.host}` : 'URL'),
+            err.details?.actual as string | undefined,
+          );
     case ErrorCode.RATE_LIMITED: {
       if (/retry|try again/i.test(err.message)) return undefined;
       const secs = err.details?.retryAfterSeconds;
@@ -95,14 +108,25 @@ export function processIo(): CliIo {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, signal: ac.signal, cwd: process.cwd() };
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    signal: ac.signal,
+    cwd: process.cwd(),
+  };
 }
 
 /**
  * Runs the CLI. `argv` is process.argv-style (`[node, script, ...args]`); `io` defaults to the process;
  * `extra` adds command families. Resolves to the exit code.
  */
-export async function main(argv: string[], io: CliIo = processIo(), extra: readonly CommandRegistrar[] = []): Promise<number> {
+export async function main(
+  argv: string[],
+  io: CliIo = processIo(),
+  extra: readonly CommandRegistrar[] = [],
+): Promise<number> {
   const ctx = createCommandContext(io);
   const program = buildProgram(ctx, extra);
   try {
@@ -117,15 +141,24 @@ export async function main(argv: string[], io: CliIo = processIo(), extra: reado
       ? err
       : (err as { name?: string })?.name === 'AbortError' || io.signal?.aborted
         ? new ShoalError(ErrorCode.ABORTED, 'interrupted')
-        : new ShoalError(ErrorCode.INTERNAL, err instanceof Error ? err.message : String(err), undefined, { cause: err });
+        : new ShoalError(ErrorCode.INTERNAL, err instanceof Error ? err.message : String(err), undefined, {
+            cause: err,
+          });
     const code = isShoalError(err) ? exitCodeFor(shoalErr.code) : localExitCode(err, shoalErr);
     if (ctx.json) {
-      io.stdout.write(JSON.stringify({ error: { code: shoalErr.code, message: shoalErr.message, exitCode: code } }, null, 2) + '\n');
+      io.stdout.write(
+        JSON.stringify(
+          { error: { code: shoalErr.code, message: shoalErr.message, exitCode: code } },
+          null,
+          2,
+        ) + '\n',
+      );
     }
     io.stderr.write(`shoal: ${shoalErr.message}\n`);
     const hint = hintFor(shoalErr);
     if (hint) io.stderr.write(`hint: ${hint}\n`);
-    if (shoalErr.code === ErrorCode.INTERNAL && io.env.SHOAL_DEBUG && err instanceof Error) io.stderr.write(`${err.stack}\n`);
+    if (shoalErr.code === ErrorCode.INTERNAL && io.env.SHOAL_DEBUG && err instanceof Error)
+      io.stderr.write(`${err.stack}\n`);
     return code;
   } finally {
     await ctx.cleanup();

@@ -59,7 +59,10 @@ export function createOutput(io: CliIo, json: boolean): Output {
         io.stdout.write('(none)\n');
         return;
       }
-      const t = new Table({ head, style: { head: io.stdout.isTTY ? ['cyan'] : [], border: io.stdout.isTTY ? ['grey'] : [] } });
+      const t = new Table({
+        head,
+        style: { head: io.stdout.isTTY ? ['cyan'] : [], border: io.stdout.isTTY ? ['grey'] : [] },
+      });
       for (const r of rows) t.push(r.map(String));
       io.stdout.write(t.toString() + '\n');
     },

@@ -36,11 +36,17 @@ describe('option parsers', () => {
   });
 
   it('splits multicast address and port', () => {
-    assert.deepEqual(parseMulticast('239.1.2.3:5000'), { multicastAddress: '239.1.2.3', multicastPort: 5000 });
+    assert.deepEqual(parseMulticast('239.1.2.3:5000'), {
+      multicastAddress: '239.1.2.3',
+      multicastPort: 5000,
+    });
     assert.deepEqual(parseMulticast('239.1.2.3'), { multicastAddress: '239.1.2.3' });
     assert.deepEqual(parseMulticast('[ff15::1]:7000'), { multicastAddress: 'ff15::1', multicastPort: 7000 });
     assert.deepEqual(parseMulticast('ff15::1'), { multicastAddress: 'ff15::1' });
-    assert.throws(() => parseMulticast('239.1.2.3:80'), (e) => isShoalError(e, ErrorCode.INVALID_MULTICAST_ADDRESS));
+    assert.throws(
+      () => parseMulticast('239.1.2.3:80'),
+      (e) => isShoalError(e, ErrorCode.INVALID_MULTICAST_ADDRESS),
+    );
   });
 });
 
@@ -67,13 +73,19 @@ describe('client config', () => {
     assert.equal((await loadConfig(home)).token, 'secret');
     assert.match(await readFile(path.join(home, 'config.json'), 'utf8'), /"url": "https:\/\/a:1"/);
     await writeFile(path.join(home, 'config.json'), '{not json');
-    await assert.rejects(loadConfig(home), (e: unknown) => isShoalError(e) && e.message.includes('config.json'));
+    await assert.rejects(
+      loadConfig(home),
+      (e: unknown) => isShoalError(e) && e.message.includes('config.json'),
+    );
   });
 
   it('accepts only https coordinator URLs and keeps their origin', () => {
     assert.equal(normalizeServerUrl('https://host:8443/some/path'), 'https://host:8443');
     assert.equal(normalizeServerUrl('host:8443'), 'https://host:8443');
-    assert.throws(() => normalizeServerUrl('http://host:8443'), (e) => isShoalError(e, ErrorCode.BAD_REQUEST));
+    assert.throws(
+      () => normalizeServerUrl('http://host:8443'),
+      (e) => isShoalError(e, ErrorCode.BAD_REQUEST),
+    );
   });
 });
 

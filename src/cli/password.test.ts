@@ -36,7 +36,10 @@ describe('reading a password', () => {
     const p = readPassword(term.io, { prompt: 'New password: ', confirm: true });
     term.type('first-password\r');
     setImmediate(() => term.type('other-password\r'));
-    await assert.rejects(p, (e) => isShoalError(e, ErrorCode.BAD_REQUEST) && /do not match/.test((e as Error).message));
+    await assert.rejects(
+      p,
+      (e) => isShoalError(e, ErrorCode.BAD_REQUEST) && /do not match/.test((e as Error).message),
+    );
   });
 
   it('treats Ctrl-C at the prompt as an interrupt', async () => {
@@ -48,12 +51,25 @@ describe('reading a password', () => {
 
   it('reads the first line of stdin with --password-stdin, then SHOAL_PASSWORD, and refuses when there is no way', async () => {
     const base = { stdout: { write: () => true }, stderr: { write: () => true } };
-    const fromStdin = await readPassword({ ...base, stdin: Readable.from([Buffer.from('line-one\nline-two\n')]) as unknown as CliIo['stdin'], env: { SHOAL_PASSWORD: 'env' } }, { prompt: '', fromStdin: true });
+    const fromStdin = await readPassword(
+      {
+        ...base,
+        stdin: Readable.from([Buffer.from('line-one\nline-two\n')]) as unknown as CliIo['stdin'],
+        env: { SHOAL_PASSWORD: 'env' },
+      },
+      { prompt: '', fromStdin: true },
+    );
     assert.equal(fromStdin, 'line-one');
-    const fromEnv = await readPassword({ ...base, stdin: Readable.from([]) as unknown as CliIo['stdin'], env: { SHOAL_PASSWORD: 'from-env' } }, { prompt: '' });
+    const fromEnv = await readPassword(
+      { ...base, stdin: Readable.from([]) as unknown as CliIo['stdin'], env: { SHOAL_PASSWORD: 'from-env' } },
+      { prompt: '' },
+    );
     assert.equal(fromEnv, 'from-env');
     await assert.rejects(
-      readPassword({ ...base, stdin: Readable.from([]) as unknown as CliIo['stdin'], env: {} }, { prompt: '' }),
+      readPassword(
+        { ...base, stdin: Readable.from([]) as unknown as CliIo['stdin'], env: {} },
+        { prompt: '' },
+      ),
       (e) => isShoalError(e, ErrorCode.BAD_REQUEST) && /--password-stdin/.test((e as Error).message),
     );
   });

@@ -3,7 +3,12 @@
  * saved certificate fingerprint, and implements trust on first use for `login` and `register`.
  */
 import { createApiClient, type ApiClient } from '../client/api-client.ts';
-import { createNodeFetch, formatFingerprint, probeFingerprint, sameFingerprint } from '../client/node-transport.ts';
+import {
+  createNodeFetch,
+  formatFingerprint,
+  probeFingerprint,
+  sameFingerprint,
+} from '../client/node-transport.ts';
 import { ErrorCode, ShoalError } from '../protocol/errors.ts';
 import { configHome, loadConfig, normalizeServerUrl, saveConfig, type CliConfig } from './config.ts';
 import type { CliIo, Output } from './output.ts';
@@ -20,7 +25,11 @@ export interface Session {
 }
 
 /** A client for `url` pinned to `fingerprint`. */
-export function connect(url: string, fingerprint: string | undefined, token?: string): { api: ApiClient; close(): Promise<void> } {
+export function connect(
+  url: string,
+  fingerprint: string | undefined,
+  token?: string,
+): { api: ApiClient; close(): Promise<void> } {
   const fetch = createNodeFetch({ fingerprint });
   return { api: createApiClient({ baseUrl: url, token, fetch }), close: () => fetch.close() };
 }
@@ -83,7 +92,8 @@ export async function trustServer(
         { expected: pinned, actual: probe.fingerprint },
       );
     }
-    if (known && !sameFingerprint(known, pinned)) out.note(`Replacing the trusted certificate of ${url} (was ${known}).`);
+    if (known && !sameFingerprint(known, pinned))
+      out.note(`Replacing the trusted certificate of ${url} (was ${known}).`);
     if (!known || !sameFingerprint(known, pinned)) await remember(home, config, url, pinned);
     return { url, fingerprint: pinned };
   }
@@ -99,7 +109,9 @@ export async function trustServer(
     return { url, fingerprint: formatFingerprint(known) };
   }
   out.note(`First connection to ${url}. Its certificate fingerprint (SHA-256) is:\n  ${probe.fingerprint}`);
-  out.note('Compare it with the fingerprint the coordinator printed when it started; it is now trusted for this URL.');
+  out.note(
+    'Compare it with the fingerprint the coordinator printed when it started; it is now trusted for this URL.',
+  );
   await remember(home, config, url, probe.fingerprint);
   return { url, fingerprint: probe.fingerprint };
 }

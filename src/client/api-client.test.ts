@@ -9,7 +9,14 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { createApiClient } from './api-client.ts';
-import { createNodeFetch, createNodeWebSocket, eventsUrl, formatFingerprint, normalizeFingerprint, probeFingerprint } from './node-transport.ts';
+import {
+  createNodeFetch,
+  createNodeWebSocket,
+  eventsUrl,
+  formatFingerprint,
+  normalizeFingerprint,
+  probeFingerprint,
+} from './node-transport.ts';
 import { ErrorCode, isShoalError, ShoalError } from '../protocol/errors.ts';
 import { makeTestCertificate, type TestCertificate } from '../../test/cli/tls-fixture.ts';
 
@@ -41,7 +48,13 @@ describe('typed client over pinned HTTPS', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks);
-        seen.push({ method: req.method!, url: req.url!, authorization: req.headers.authorization, range: req.headers.range, body });
+        seen.push({
+          method: req.method!,
+          url: req.url!,
+          authorization: req.headers.authorization,
+          range: req.headers.range,
+          body,
+        });
         const send = (status: number, value: unknown) => {
           res.writeHead(status, { 'content-type': 'application/json' });
           res.end(JSON.stringify(value));
@@ -61,14 +74,23 @@ describe('typed client over pinned HTTPS', () => {
           return send(200, { files: [], query: Object.fromEntries(url.searchParams) });
         }
         if (url.pathname === '/api/v1/groups/g/files' && req.method === 'POST') {
-          return send(200, { file: { sha256: createHash('sha256').update(body).digest('hex'), size: body.length, name: url.searchParams.get('name') } });
+          return send(200, {
+            file: {
+              sha256: createHash('sha256').update(body).digest('hex'),
+              size: body.length,
+              name: url.searchParams.get('name'),
+            },
+          });
         }
         if (url.pathname === '/api/v1/groups/g/files/f1/content') {
           const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
           if (m) {
             const start = Number(m[1]);
             const end = m[2] ? Number(m[2]) : content.length - 1;
-            res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${content.length}`, 'content-length': end - start + 1 });
+            res.writeHead(206, {
+              'content-range': `bytes ${start}-${end}/${content.length}`,
+              'content-length': end - start + 1,
+            });
             return res.end(content.subarray(start, end + 1));
           }
           res.writeHead(200, { 'content-length': content.length });
@@ -113,7 +135,10 @@ describe('typed client over pinned HTTPS', () => {
     assert.match(hex, /^[0-9a-f]{64}$/);
     assert.equal(normalizeFingerprint(`SHA256:${hex.toUpperCase()}`), hex);
     assert.equal(formatFingerprint(hex), cert.fingerprint);
-    assert.throws(() => normalizeFingerprint('abc'), (e) => isShoalError(e, ErrorCode.BAD_REQUEST));
+    assert.throws(
+      () => normalizeFingerprint('abc'),
+      (e) => isShoalError(e, ErrorCode.BAD_REQUEST),
+    );
   });
 
   it('probes the certificate fingerprint without sending a request', async () => {
@@ -135,7 +160,10 @@ describe('typed client over pinned HTTPS', () => {
 
   it('encodes path params and drops empty query fields', async () => {
     const api = client(cert.fingerprint, 'good');
-    const out = (await api.call('listFiles', { params: { group: 'a b' }, query: { search: 'iso', minSize: 5, type: undefined } })) as unknown as {
+    const out = (await api.call('listFiles', {
+      params: { group: 'a b' },
+      query: { search: 'iso', minSize: 5, type: undefined },
+    })) as unknown as {
       query: Record<string, string>;
     };
     assert.deepEqual(out.query, { search: 'iso', minSize: '5' });
@@ -150,7 +178,9 @@ describe('typed client over pinned HTTPS', () => {
       assert.equal(e.details?.status, 401);
       return true;
     });
-    await assert.rejects(api.call('getGroup', { params: { group: 'nope' } }), (e) => isShoalError(e, ErrorCode.GROUP_NOT_FOUND));
+    await assert.rejects(api.call('getGroup', { params: { group: 'nope' } }), (e) =>
+      isShoalError(e, ErrorCode.GROUP_NOT_FOUND),
+    );
     await assert.rejects(api.call('login', { body: { username: 'a', password: 'b' } }), (e: unknown) => {
       assert.ok(isShoalError(e, ErrorCode.RATE_LIMITED));
       assert.equal(e.details?.retryAfterSeconds, 30);
@@ -191,10 +221,15 @@ describe('typed client over pinned HTTPS', () => {
     async function* chunks() {
       for (let i = 0; i < content.length; i += 65536) yield new Uint8Array(content.subarray(i, i + 65536));
     }
-    const out = await api.upload('shareFile', { params: { group: 'g' }, query: { name: 'x.bin' } }, chunks(), {
-      size: content.length,
-      onProgress: (sent) => progress.push(sent),
-    });
+    const out = await api.upload(
+      'shareFile',
+      { params: { group: 'g' }, query: { name: 'x.bin' } },
+      chunks(),
+      {
+        size: content.length,
+        onProgress: (sent) => progress.push(sent),
+      },
+    );
     assert.equal(out.file.sha256, createHash('sha256').update(content).digest('hex'));
     assert.equal(out.file.size, content.length);
     assert.equal(out.file.name, 'x.bin');
@@ -203,7 +238,11 @@ describe('typed client over pinned HTTPS', () => {
 
   it('downloads a byte range', async () => {
     const api = client(cert.fingerprint, 'good');
-    const res = await api.download('downloadFile', { params: { group: 'g', fileId: 'f1' } }, { range: { start: 1000 } });
+    const res = await api.download(
+      'downloadFile',
+      { params: { group: 'g', fileId: 'f1' } },
+      { range: { start: 1000 } },
+    );
     assert.equal(res.status, 206);
     const got = Buffer.from(await res.arrayBuffer());
     assert.ok(got.equals(content.subarray(1000)));

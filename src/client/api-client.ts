@@ -16,7 +16,9 @@ export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 type Def<K extends RouteName> = Routes[K];
 type InputOfField<D, F extends string> = D extends Record<F, infer S extends z.ZodType> ? z.input<S> : never;
 
-type ParamsPart<D> = D extends { params: z.ZodType } ? { params: InputOfField<D, 'params'> } : { params?: undefined };
+type ParamsPart<D> = D extends { params: z.ZodType }
+  ? { params: InputOfField<D, 'params'> }
+  : { params?: undefined };
 type QueryPart<D> = D extends { query: z.ZodType }
   ? Record<string, never> extends InputOfField<D, 'query'>
     ? { query?: InputOfField<D, 'query'> }
@@ -32,7 +34,8 @@ type BodyPart<D> = D extends { body: z.ZodType }
 export type RouteInput<K extends RouteName> = ParamsPart<Def<K>> & QueryPart<Def<K>> & BodyPart<Def<K>>;
 
 /** What a route answers: the parsed JSON of its `response` schema, or void for 204 routes. */
-export type RouteOutput<K extends RouteName> = Def<K> extends { response: infer S extends z.ZodType } ? z.infer<S> : void;
+export type RouteOutput<K extends RouteName> =
+  Def<K> extends { response: infer S extends z.ZodType } ? z.infer<S> : void;
 
 /** Routes whose request body is a raw byte stream. */
 export type RawRouteName = { [K in RouteName]: Def<K> extends { raw: true } ? K : never }[RouteName];
@@ -78,9 +81,18 @@ export interface ApiClient {
   /** Call a JSON route by name; resolves to its parsed answer, throws ShoalError on failure. */
   call<K extends JsonRouteName>(name: K, input: RouteInput<K>, opts?: CallOptions): Promise<RouteOutput<K>>;
   /** Call a raw-body route (a file upload), streaming `body`. */
-  upload<K extends RawRouteName>(name: K, input: RouteInput<K>, body: UploadBody, opts?: UploadOptions): Promise<RouteOutput<K>>;
+  upload<K extends RawRouteName>(
+    name: K,
+    input: RouteInput<K>,
+    body: UploadBody,
+    opts?: UploadOptions,
+  ): Promise<RouteOutput<K>>;
   /** Call a byte-stream route; resolves to the Response (200 or 206) once its status is known. */
-  download<K extends StreamRouteName>(name: K, input: RouteInput<K>, opts?: DownloadOptions): Promise<Response>;
+  download<K extends StreamRouteName>(
+    name: K,
+    input: RouteInput<K>,
+    opts?: DownloadOptions,
+  ): Promise<Response>;
   /** The absolute URL of a route with its params and query filled in. */
   url<K extends RouteName>(name: K, input: RouteInput<K>): string;
 }
@@ -119,7 +131,8 @@ export async function errorFromResponse(res: Response): Promise<ShoalError> {
     if (err && typeof err === 'object') {
       if (typeof err.code === 'string' && knownCodes.has(err.code)) code = err.code as ErrorCode;
       if (typeof err.message === 'string' && err.message) message = err.message;
-      if (err.details && typeof err.details === 'object') details = { ...(err.details as Record<string, unknown>) };
+      if (err.details && typeof err.details === 'object')
+        details = { ...(err.details as Record<string, unknown>) };
     }
   } catch {
     // Not JSON (a proxy page, an empty body): keep the status-derived code and message.
@@ -149,7 +162,8 @@ function causeText(err: unknown): string {
   let text = err instanceof Error ? err.message : String(err);
   for (let depth = 0; depth < 8 && cur; depth++) {
     const e = cur as { code?: unknown; message?: unknown; cause?: unknown };
-    if (typeof e.code === 'string') text = `${e.code}${typeof e.message === 'string' && e.message ? ': ' + e.message : ''}`;
+    if (typeof e.code === 'string')
+      text = `${e.code}${typeof e.message === 'string' && e.message ? ': ' + e.message : ''}`;
     else if (typeof e.message === 'string' && e.message && depth > 0) text = e.message;
     cur = e.cause;
   }
@@ -163,7 +177,12 @@ export function networkError(err: unknown, url: string, signal?: AbortSignal): S
   if (signal?.aborted || (err as { name?: string })?.name === 'AbortError') {
     return new ShoalError(ErrorCode.ABORTED, 'request aborted', { url });
   }
-  return new ShoalError(ErrorCode.UNREACHABLE, `cannot reach ${originOf(url)}: ${causeText(err)}`, { url }, { cause: err });
+  return new ShoalError(
+    ErrorCode.UNREACHABLE,
+    `cannot reach ${originOf(url)}: ${causeText(err)}`,
+    { url },
+    { cause: err },
+  );
 }
 
 function originOf(url: string): string {
@@ -190,7 +209,9 @@ function countingStream(body: UploadBody, onChunk: (n: number) => void): Readabl
     });
   }
   const source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> =
-    typeof Blob !== 'undefined' && body instanceof Blob ? body.stream() : (body as ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>);
+    typeof Blob !== 'undefined' && body instanceof Blob
+      ? body.stream()
+      : (body as ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>);
   if (source instanceof ReadableStream) {
     const reader = source.getReader();
     return new ReadableStream<Uint8Array>({
@@ -263,7 +284,12 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     return res;
   }
 
-  async function readJson(res: Response, name: RouteName, url: string, signal?: AbortSignal): Promise<unknown> {
+  async function readJson(
+    res: Response,
+    name: RouteName,
+    url: string,
+    signal?: AbortSignal,
+  ): Promise<unknown> {
     if (res.status === 204 || !('response' in routes[name])) {
       // Drain so the connection can be reused.
       await res.arrayBuffer().catch(() => undefined);
@@ -278,9 +304,13 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     try {
       return JSON.parse(text);
     } catch {
-      throw new ShoalError(ErrorCode.INTERNAL, `the coordinator answered ${name} with something that is not JSON`, {
-        status: res.status,
-      });
+      throw new ShoalError(
+        ErrorCode.INTERNAL,
+        `the coordinator answered ${name} with something that is not JSON`,
+        {
+          status: res.status,
+        },
+      );
     }
   }
 
@@ -294,7 +324,8 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       }
       const total = opts.size ?? (body instanceof Uint8Array ? body.byteLength : body.size);
       xhr.upload.onprogress = (ev) => opts.onProgress?.(ev.loaded, total);
-      xhr.onerror = () => reject(new ShoalError(ErrorCode.UNREACHABLE, `cannot reach ${originOf(url)}`, { url }));
+      xhr.onerror = () =>
+        reject(new ShoalError(ErrorCode.UNREACHABLE, `cannot reach ${originOf(url)}`, { url }));
       xhr.onabort = () => reject(new ShoalError(ErrorCode.ABORTED, 'request aborted', { url }));
       xhr.onload = () => {
         const retryAfter = xhr.getResponseHeader('retry-after');
@@ -309,7 +340,12 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         try {
           resolve(xhr.responseText ? JSON.parse(xhr.responseText) : undefined);
         } catch {
-          reject(new ShoalError(ErrorCode.INTERNAL, 'the coordinator answered an upload with something that is not JSON'));
+          reject(
+            new ShoalError(
+              ErrorCode.INTERNAL,
+              'the coordinator answered an upload with something that is not JSON',
+            ),
+          );
         }
       };
       opts.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
@@ -346,7 +382,13 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     async upload(name, input, body, opts = {}) {
       const def = routes[name];
       const url = buildUrl(name, input);
-      const size = opts.size ?? (body instanceof Uint8Array ? body.byteLength : typeof Blob !== 'undefined' && body instanceof Blob ? body.size : undefined);
+      const size =
+        opts.size ??
+        (body instanceof Uint8Array
+          ? body.byteLength
+          : typeof Blob !== 'undefined' && body instanceof Blob
+            ? body.size
+            : undefined);
       if (
         opts.onProgress &&
         !customFetch &&

@@ -18,9 +18,16 @@ export const connectTimeoutMs = 15_000;
 
 /** Lower-case hex of a SHA-256 fingerprint given as `AB:CD:…`, `abcd…` or `SHA256:AB:CD…`; throws on anything else. */
 export function normalizeFingerprint(fingerprint: string): string {
-  const hex = fingerprint.trim().replace(/^sha-?256[:=]?/i, '').replace(/[:\s]/g, '').toLowerCase();
+  const hex = fingerprint
+    .trim()
+    .replace(/^sha-?256[:=]?/i, '')
+    .replace(/[:\s]/g, '')
+    .toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(hex)) {
-    throw new ShoalError(ErrorCode.BAD_REQUEST, `not a SHA-256 fingerprint: "${fingerprint}" (expected 32 hex bytes, e.g. AB:CD:…)`);
+    throw new ShoalError(
+      ErrorCode.BAD_REQUEST,
+      `not a SHA-256 fingerprint: "${fingerprint}" (expected 32 hex bytes, e.g. AB:CD:…)`,
+    );
   }
   return hex;
 }
@@ -60,7 +67,10 @@ interface PinnedConnectOptions {
  * Opens a TLS connection and calls back with the socket only once the peer certificate's SHA-256 matches
  * `fingerprint`; on mismatch the socket is destroyed and the callback gets TLS_FINGERPRINT_MISMATCH.
  */
-export function connectPinned(opts: PinnedConnectOptions, callback: (err: Error | null, socket: tls.TLSSocket | null) => void): void {
+export function connectPinned(
+  opts: PinnedConnectOptions,
+  callback: (err: Error | null, socket: tls.TLSSocket | null) => void,
+): void {
   const expected = normalizeFingerprint(opts.fingerprint);
   const host = stripBrackets(opts.host);
   let done = false;
@@ -136,7 +146,9 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
     ? new Agent({ connect: pinnedConnector(options.fingerprint, options.connectTimeoutMs) })
     : new Agent({ connect: { timeout: options.connectTimeoutMs ?? connectTimeoutMs } });
   const f = ((input: string, init?: RequestInit) =>
-    undiciFetch(input, { ...(init as object), dispatcher: agent } as Parameters<typeof undiciFetch>[1]) as unknown as Promise<Response>) as NodeFetch;
+    undiciFetch(input, { ...(init as object), dispatcher: agent } as Parameters<
+      typeof undiciFetch
+    >[1]) as unknown as Promise<Response>) as NodeFetch;
   f.close = () => agent.close();
   return f;
 }
@@ -162,7 +174,9 @@ export interface ProbeResult {
 export function probeFingerprint(url: string, opts: ProbeOptions = {}): Promise<ProbeResult> {
   const u = new URL(url);
   if (u.protocol !== 'https:') {
-    return Promise.reject(new ShoalError(ErrorCode.BAD_REQUEST, `the coordinator URL must use https: ${url}`));
+    return Promise.reject(
+      new ShoalError(ErrorCode.BAD_REQUEST, `the coordinator URL must use https: ${url}`),
+    );
   }
   const host = stripBrackets(u.hostname);
   const port = Number(u.port) || 443;
@@ -176,9 +190,21 @@ export function probeFingerprint(url: string, opts: ProbeOptions = {}): Promise<
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
-      reject(err instanceof ShoalError ? err : new ShoalError(ErrorCode.UNREACHABLE, `cannot reach ${u.host}: ${(err as { code?: string }).code ?? err.message}`, { url }, { cause: err }));
+      reject(
+        err instanceof ShoalError
+          ? err
+          : new ShoalError(
+              ErrorCode.UNREACHABLE,
+              `cannot reach ${u.host}: ${(err as { code?: string }).code ?? err.message}`,
+              { url },
+              { cause: err },
+            ),
+      );
     };
-    const timer = setTimeout(() => fail(new ShoalError(ErrorCode.UNREACHABLE, `connecting to ${u.host} timed out`, { url })), opts.timeoutMs ?? connectTimeoutMs);
+    const timer = setTimeout(
+      () => fail(new ShoalError(ErrorCode.UNREACHABLE, `connecting to ${u.host} timed out`, { url })),
+      opts.timeoutMs ?? connectTimeoutMs,
+    );
     const onAbort = () => fail(new ShoalError(ErrorCode.ABORTED, 'probe aborted', { url }));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const cleanup = () => {
@@ -194,7 +220,9 @@ export function probeFingerprint(url: string, opts: ProbeOptions = {}): Promise<
       socket.on('error', () => undefined);
       socket.end();
       if (!cert?.fingerprint256) {
-        reject(new ShoalError(ErrorCode.TLS_FINGERPRINT_MISMATCH, `${u.host} presented no certificate`, { url }));
+        reject(
+          new ShoalError(ErrorCode.TLS_FINGERPRINT_MISMATCH, `${u.host} presented no certificate`, { url }),
+        );
         return;
       }
       resolve({

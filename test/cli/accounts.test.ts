@@ -35,22 +35,34 @@ describe('accounts and join decisions through the CLI', () => {
   });
 
   it('refuses self-registration when the coordinator turned it off (exit 4)', async () => {
-    const r = await shoal(['register', coord.url, '--user', 'dora', '--password-stdin'], { home: homes.dora, stdin: 'dora-password-1\n' });
+    const r = await shoal(['register', coord.url, '--user', 'dora', '--password-stdin'], {
+      home: homes.dora,
+      stdin: 'dora-password-1\n',
+    });
     assert.equal(r.code, ExitCode.FORBIDDEN, r.stderr);
   });
 
   it('lets an admin create accounts that log in with SHOAL_PASSWORD', async () => {
     for (const u of ['dora', 'eve']) {
-      const c = await shoal(['user', 'create', u], { home: homes.admin, env: { SHOAL_PASSWORD: `${u}-password-1` } });
+      const c = await shoal(['user', 'create', u], {
+        home: homes.admin,
+        env: { SHOAL_PASSWORD: `${u}-password-1` },
+      });
       assert.equal(c.code, 0, c.stderr);
-      const l = await shoal(['login', coord.url, '--user', u, '--json'], { home: homes[u], env: { SHOAL_PASSWORD: `${u}-password-1` } });
+      const l = await shoal(['login', coord.url, '--user', u, '--json'], {
+        home: homes[u],
+        env: { SHOAL_PASSWORD: `${u}-password-1` },
+      });
       assert.equal(l.code, 0, l.stderr);
       assert.equal(l.json<{ user: { username: string } }>().user.username, u);
     }
   });
 
   it('an owner added by the admin denies a request; the requester sees the decision', async () => {
-    assert.equal((await shoal(['group', 'create', 'ops', '--multicast', '239.9.9.9:6000'], { home: homes.admin })).code, 0);
+    assert.equal(
+      (await shoal(['group', 'create', 'ops', '--multicast', '239.9.9.9:6000'], { home: homes.admin })).code,
+      0,
+    );
     const add = await shoal(['group', 'add', 'ops', 'dora', '--owner', '--json'], { home: homes.admin });
     assert.equal(add.code, 0, add.stderr);
     assert.equal(add.json<{ member: { role: string } }>().member.role, 'owner');
@@ -60,14 +72,20 @@ describe('accounts and join decisions through the CLI', () => {
     assert.equal(twice.code, ExitCode.CONFLICT, twice.stderr);
 
     const pending = await shoal(['group', 'requests', '--json'], { home: homes.dora });
-    assert.deepEqual(pending.json<{ requests: { username: string }[] }>().requests.map((r) => r.username), ['eve']);
+    assert.deepEqual(
+      pending.json<{ requests: { username: string }[] }>().requests.map((r) => r.username),
+      ['eve'],
+    );
     const deny = await shoal(['group', 'deny', 'ops', 'eve', '--json'], { home: homes.dora });
     assert.equal(deny.code, 0, deny.stderr);
     assert.equal(deny.json<{ request: { state: string } }>().request.state, 'denied');
 
     const mine = await shoal(['group', 'requests', '--mine', '--json'], { home: homes.eve });
     const states = mine.json<{ requests: { group: string; state: string }[] }>().requests;
-    assert.deepEqual(states.map((r) => [r.group, r.state]), [['ops', 'denied']]);
+    assert.deepEqual(
+      states.map((r) => [r.group, r.state]),
+      [['ops', 'denied']],
+    );
     const files = await shoal(['file', 'list', 'ops'], { home: homes.eve });
     assert.equal(files.code, ExitCode.FORBIDDEN);
 

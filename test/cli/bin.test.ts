@@ -23,7 +23,10 @@ interface Exit {
 
 function runBin(args: string[], env: Record<string, string>, stdin?: string): Promise<Exit> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -42,12 +45,19 @@ function runBin(args: string[], env: Record<string, string>, stdin?: string): Pr
 }
 
 /** Starts `shoal server --json` and resolves with its parsed banner once printed. */
-function startServer(dataDir: string, env: Record<string, string>): Promise<{ child: ChildProcess; info: { url: string; fingerprint: string; adminPassword?: string } }> {
+function startServer(
+  dataDir: string,
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; info: { url: string; fingerprint: string; adminPassword?: string } }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, 'server', '--data', dataDir, '--host', '127.0.0.1', '--port', '0', '--json'], {
-      env: { ...process.env, SHOAL_LOG: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [bin, 'server', '--data', dataDir, '--host', '127.0.0.1', '--port', '0', '--json'],
+      {
+        env: { ...process.env, SHOAL_LOG: 'warn', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => {
@@ -110,7 +120,11 @@ describe('the shoal binary', () => {
     assert.match(fingerprint, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
     assert.ok(adminPassword, 'the admin password is printed on first start');
 
-    const login = await runBin(['login', url, '--user', 'admin', '--password-stdin', '--fingerprint', fingerprint], env, `${adminPassword}\n`);
+    const login = await runBin(
+      ['login', url, '--user', 'admin', '--password-stdin', '--fingerprint', fingerprint],
+      env,
+      `${adminPassword}\n`,
+    );
     assert.equal(login.code, 0, login.stderr);
     const who = await runBin(['whoami', '--json'], env);
     assert.equal(who.code, 0, who.stderr);
@@ -133,7 +147,11 @@ describe('the shoal binary', () => {
     await mkdir(home);
     const started = await startServer(dataDir, { SHOAL_ADMIN_PASSWORD: 'the-right-password' });
     server = started.child;
-    const r = await runBin(['login', started.info.url, '--user', 'admin', '--password-stdin'], { SHOAL_HOME: home }, 'the-wrong-password\n');
+    const r = await runBin(
+      ['login', started.info.url, '--user', 'admin', '--password-stdin'],
+      { SHOAL_HOME: home },
+      'the-wrong-password\n',
+    );
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /^shoal: /m);
     assert.equal(await stopServer(server), 0);

@@ -40,7 +40,9 @@ class Capture {
 export async function shoal(args: string[], opts: RunOptions): Promise<CliResult> {
   const stdout = new Capture();
   const stderr = new Capture();
-  const stdin = Readable.from(opts.stdin === undefined ? [] : [Buffer.from(opts.stdin)]) as unknown as CliIo['stdin'];
+  const stdin = Readable.from(
+    opts.stdin === undefined ? [] : [Buffer.from(opts.stdin)],
+  ) as unknown as CliIo['stdin'];
   const io: CliIo = {
     stdout,
     stderr,
@@ -58,7 +60,9 @@ export async function shoal(args: string[], opts: RunOptions): Promise<CliResult
       try {
         return JSON.parse(stdout.text) as T;
       } catch {
-        throw new Error(`stdout of "shoal ${args.join(' ')}" is not JSON (exit ${code}):\n${stdout.text}\nstderr:\n${stderr.text}`);
+        throw new Error(
+          `stdout of "shoal ${args.join(' ')}" is not JSON (exit ${code}):\n${stdout.text}\nstderr:\n${stderr.text}`,
+        );
       }
     },
   };
@@ -79,7 +83,10 @@ export interface TestCoordinator {
 }
 
 /** Starts a real coordinator over SQLite in `dataDir` on 127.0.0.1 (`port` 0 = any free port). */
-export async function startCoordinator(dataDir: string, opts: { port?: number; adminPassword?: string; registration?: boolean } = {}): Promise<TestCoordinator> {
+export async function startCoordinator(
+  dataDir: string,
+  opts: { port?: number; adminPassword?: string; registration?: boolean } = {},
+): Promise<TestCoordinator> {
   const { createStore } = await import('../../src/store/create-store.ts');
   const { createCoordinator } = await import('../../src/coordinator/coordinator.ts');
   const adminPassword = opts.adminPassword ?? 'admin-password-1';

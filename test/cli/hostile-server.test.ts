@@ -84,7 +84,18 @@ describe('downloads from a hostile server', () => {
           sharedAt: new Date().toISOString(),
         };
         res.writeHead(200, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify({ file, manifest: { name: f.name, size: f.size, sha256: f.sha256, pieceSize: file.pieceSize, pieces: [f.sha256] } }));
+        return res.end(
+          JSON.stringify({
+            file,
+            manifest: {
+              name: f.name,
+              size: f.size,
+              sha256: f.sha256,
+              pieceSize: file.pieceSize,
+              pieces: [f.sha256],
+            },
+          }),
+        );
       }
       if (f.stallAfter !== undefined) {
         const stallAfter = f.stallAfter;
@@ -107,7 +118,13 @@ describe('downloads from a hostile server', () => {
     const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
     await writeFile(
       path.join(home, 'config.json'),
-      JSON.stringify({ url, fingerprint: cert.fingerprint, token: 't', username: 'u', knownHosts: { [url]: cert.fingerprint } }),
+      JSON.stringify({
+        url,
+        fingerprint: cert.fingerprint,
+        token: 't',
+        username: 'u',
+        knownHosts: { [url]: cert.fingerprint },
+      }),
       { mode: 0o600 },
     );
   });
@@ -139,13 +156,22 @@ describe('downloads from a hostile server', () => {
       assert.equal(sha256(await readFile(path.join(out, added[0]))), sha256(bytes));
     }
     assert.deepEqual(await readdir(root), ['out']);
-    const outside = [...(await readdir(tmp.dir)), ...(await readdir(path.dirname(tmp.dir))), ...(await readdir('/tmp'))];
+    const outside = [
+      ...(await readdir(tmp.dir)),
+      ...(await readdir(path.dirname(tmp.dir))),
+      ...(await readdir('/tmp')),
+    ];
     assert.ok(!outside.some((n) => n.includes(tag)), 'nothing named by the server was written outside --out');
   });
 
   it('keeps nothing when the bytes do not match the catalogue hash (exit 8)', async () => {
     const out = path.join(tmp.dir, 'bad');
-    files.set('bad', { name: 'bad.bin', bytes: content, sha256: sha256(Buffer.from('something else')), size: content.length });
+    files.set('bad', {
+      name: 'bad.bin',
+      bytes: content,
+      sha256: sha256(Buffer.from('something else')),
+      size: content.length,
+    });
     const r = await shoal(['file', 'download', 'g', 'bad', '--out', out], { home });
     assert.equal(r.code, ExitCode.HASH_MISMATCH);
     assert.match(r.stderr, /SHA-256/);
@@ -154,7 +180,12 @@ describe('downloads from a hostile server', () => {
 
   it('stops a server that sends more bytes than the catalogue says', async () => {
     const out = path.join(tmp.dir, 'long');
-    files.set('long', { name: 'long.bin', bytes: Buffer.concat([content, content]), sha256: sha256(content), size: content.length });
+    files.set('long', {
+      name: 'long.bin',
+      bytes: Buffer.concat([content, content]),
+      sha256: sha256(content),
+      size: content.length,
+    });
     const r = await shoal(['file', 'download', 'g', 'long', '--out', out], { home });
     assert.equal(r.code, ExitCode.HASH_MISMATCH);
     assert.deepEqual(await readdir(out), []);
@@ -164,7 +195,14 @@ describe('downloads from a hostile server', () => {
     const big = randomBytes(2_000_000);
     const ac = new AbortController();
     // Give the client a moment to write what it received before the interrupt; the outcome holds either way.
-    files.set('s1', { name: 'stall.bin', bytes: big, sha256: sha256(big), size: big.length, stallAfter: 1_000_000, onStall: () => setTimeout(() => ac.abort(), 200) });
+    files.set('s1', {
+      name: 'stall.bin',
+      bytes: big,
+      sha256: sha256(big),
+      size: big.length,
+      stallAfter: 1_000_000,
+      onStall: () => setTimeout(() => ac.abort(), 200),
+    });
     const out = path.join(tmp.dir, 'stall');
     const r = await shoal(['file', 'download', 'g', 's1', '--out', out], { home, signal: ac.signal });
     assert.equal(r.code, ExitCode.INTERRUPTED, r.stderr);
@@ -190,7 +228,13 @@ describe('downloads from a hostile server', () => {
     assert.equal(r.json<{ fetchedBytes: number }>().fetchedBytes, content.length - 50_000);
     assert.equal(rangesSeen.at(-1), 'bytes=50000-');
 
-    files.set('r2', { name: 'norange.bin', bytes: content, sha256: sha256(content), size: content.length, ignoreRange: true });
+    files.set('r2', {
+      name: 'norange.bin',
+      bytes: content,
+      sha256: sha256(content),
+      size: content.length,
+      ignoreRange: true,
+    });
     await writeFile(path.join(out, 'norange.bin.part'), content.subarray(0, 50_000));
     const r2 = await shoal(['file', 'download', 'g', 'r2', '--out', out, '--json'], { home });
     assert.equal(r2.code, 0, r2.stderr);

@@ -37,7 +37,10 @@ describe('seed scenario through the CLI', () => {
   });
 
   it('admin logs in, trusting the certificate on first use and saving the session with mode 0600', async () => {
-    const r = await shoal(['login', coord.url, '--user', 'admin', '--password-stdin'], { home: adminHome, stdin: `${coord.adminPassword}\n` });
+    const r = await shoal(['login', coord.url, '--user', 'admin', '--password-stdin'], {
+      home: adminHome,
+      stdin: `${coord.adminPassword}\n`,
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /First connection/);
     assert.ok(r.stderr.includes(coord.fingerprint), 'the fingerprint is shown');
@@ -70,7 +73,10 @@ describe('seed scenario through the CLI', () => {
       [aliceHome, 'alice'],
       [bobHome, 'bob'],
     ]) {
-      const r = await shoal(['register', coord.url, '--user', user, '--password-stdin', '--json'], { home, stdin: `${user}-password-1\n` });
+      const r = await shoal(['register', coord.url, '--user', user, '--password-stdin', '--json'], {
+        home,
+        stdin: `${user}-password-1\n`,
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.json<{ user: { username: string } }>().user.username, user);
       const join = await shoal(['group', 'join', 'lab', '--json'], { home });
@@ -84,7 +90,10 @@ describe('seed scenario through the CLI', () => {
   it('admin sees the requests and approves them', async () => {
     const reqs = await shoal(['group', 'requests', 'lab', '--json'], { home: adminHome });
     assert.equal(reqs.code, 0, reqs.stderr);
-    const names = reqs.json<{ requests: { username: string; state: string }[] }>().requests.map((r) => r.username).sort();
+    const names = reqs
+      .json<{ requests: { username: string; state: string }[] }>()
+      .requests.map((r) => r.username)
+      .sort();
     assert.deepEqual(names, ['alice', 'bob']);
     for (const user of ['alice', 'bob']) {
       const r = await shoal(['group', 'approve', 'lab', user], { home: adminHome });
@@ -92,7 +101,13 @@ describe('seed scenario through the CLI', () => {
     }
     const members = await shoal(['group', 'members', 'lab', '--json'], { home: aliceHome });
     assert.equal(members.code, 0, members.stderr);
-    assert.deepEqual(members.json<{ members: { username: string }[] }>().members.map((m) => m.username).sort(), ['admin', 'alice', 'bob']);
+    assert.deepEqual(
+      members
+        .json<{ members: { username: string }[] }>()
+        .members.map((m) => m.username)
+        .sort(),
+      ['admin', 'alice', 'bob'],
+    );
   });
 
   it('alice shares a file', async () => {
@@ -109,17 +124,40 @@ describe('seed scenario through the CLI', () => {
   });
 
   it('bob finds it with a search and downloads it; the hash is equal', async () => {
-    const list = await shoal(['file', 'list', 'lab', '--search', 'data', '--type', 'bin', '--min-size', '1k', '--sort', 'size', '--json'], { home: bobHome });
+    const list = await shoal(
+      [
+        'file',
+        'list',
+        'lab',
+        '--search',
+        'data',
+        '--type',
+        'bin',
+        '--min-size',
+        '1k',
+        '--sort',
+        'size',
+        '--json',
+      ],
+      { home: bobHome },
+    );
     assert.equal(list.code, 0, list.stderr);
     const files = list.json<{ files: { id: string; name: string }[] }>().files;
-    assert.deepEqual(files.map((f) => f.name), ['dataset.bin']);
-    const none = await shoal(['file', 'list', 'lab', '--search', 'nothing-like-this', '--json'], { home: bobHome });
+    assert.deepEqual(
+      files.map((f) => f.name),
+      ['dataset.bin'],
+    );
+    const none = await shoal(['file', 'list', 'lab', '--search', 'nothing-like-this', '--json'], {
+      home: bobHome,
+    });
     assert.deepEqual(none.json<{ files: unknown[] }>().files, []);
     const table = await shoal(['file', 'list', 'lab'], { home: bobHome });
     assert.match(table.stdout, /dataset\.bin/);
 
     const out = path.join(bobHome, 'downloads');
-    const r = await shoal(['file', 'download', 'lab', 'dataset.bin', '--out', out, '--json'], { home: bobHome });
+    const r = await shoal(['file', 'download', 'lab', 'dataset.bin', '--out', out, '--json'], {
+      home: bobHome,
+    });
     assert.equal(r.code, 0, r.stderr);
     const got = await readFile(path.join(out, 'dataset.bin'));
     assert.equal(sha256(got), sha256(content));
@@ -165,7 +203,10 @@ describe('seed scenario through the CLI', () => {
   });
 
   it('a wrong password exits with 3 and a clear message, and keeps the saved session', async () => {
-    const r = await shoal(['login', coord.url, '--user', 'alice', '--password-stdin'], { home: aliceHome, stdin: 'not-the-password\n' });
+    const r = await shoal(['login', coord.url, '--user', 'alice', '--password-stdin'], {
+      home: aliceHome,
+      stdin: 'not-the-password\n',
+    });
     assert.equal(r.code, ExitCode.AUTH);
     assert.match(r.stderr, /^shoal: .*(password|credentials)/im);
     assert.equal(r.stdout, '');
@@ -186,14 +227,20 @@ describe('seed scenario through the CLI', () => {
     const actions = audit.json<{ entries: { action: string }[] }>().entries.map((e) => e.action);
     assert.ok(actions.length >= 3, `audit entries: ${actions.join(', ')}`);
 
-    const created = await shoal(['user', 'create', 'carol', '--password-stdin', '--json'], { home: adminHome, stdin: 'carol-password-1\n' });
+    const created = await shoal(['user', 'create', 'carol', '--password-stdin', '--json'], {
+      home: adminHome,
+      stdin: 'carol-password-1\n',
+    });
     assert.equal(created.code, 0, created.stderr);
     const users = await shoal(['user', 'list', '--json'], { home: adminHome });
     assert.ok(users.json<{ users: { username: string }[] }>().users.some((u) => u.username === 'carol'));
     const add = await shoal(['group', 'add', 'lab', 'carol', '--json'], { home: adminHome });
     assert.equal(add.code, 0, add.stderr);
     const of = await shoal(['group', 'of', 'carol', '--json'], { home: adminHome });
-    assert.deepEqual(of.json<{ groups: { name: string }[] }>().groups.map((g) => g.name), ['lab']);
+    assert.deepEqual(
+      of.json<{ groups: { name: string }[] }>().groups.map((g) => g.name),
+      ['lab'],
+    );
     const remove = await shoal(['group', 'remove', 'lab', 'carol', '--json'], { home: adminHome });
     assert.equal(remove.code, 0, remove.stderr);
     const del = await shoal(['user', 'delete', 'carol', '--json'], { home: adminHome });
@@ -201,7 +248,10 @@ describe('seed scenario through the CLI', () => {
     assert.doesNotThrow(() => del.json());
 
     const mine = await shoal(['group', 'mine', '--json'], { home: bobHome });
-    assert.deepEqual(mine.json<{ groups: { name: string }[] }>().groups.map((g) => g.name), ['lab']);
+    assert.deepEqual(
+      mine.json<{ groups: { name: string }[] }>().groups.map((g) => g.name),
+      ['lab'],
+    );
     const all = await shoal(['group', 'list', '--json'], { home: bobHome });
     assert.ok(all.json<{ groups: unknown[] }>().groups.length >= 1);
     const notAdmin = await shoal(['user', 'list'], { home: bobHome });

@@ -31,7 +31,10 @@ describe('certificate pinning in the CLI', () => {
   it('refuses a changed certificate on the same URL and accepts it only when re-trusted explicitly', async () => {
     first = await startCoordinator(path.join(tmp.dir, 'data-1'));
     const url = first.url;
-    const login = await shoal(['login', url, '--user', 'admin', '--password-stdin'], { home, stdin: `${first.adminPassword}\n` });
+    const login = await shoal(['login', url, '--user', 'admin', '--password-stdin'], {
+      home,
+      stdin: `${first.adminPassword}\n`,
+    });
     assert.equal(login.code, 0, login.stderr);
     const saved = JSON.parse(await readFile(path.join(home, 'config.json'), 'utf8'));
     assert.equal(saved.fingerprint, first.fingerprint);
@@ -50,23 +53,39 @@ describe('certificate pinning in the CLI', () => {
     assert.match(who.stderr, /does not match the pinned fingerprint/);
     assert.match(who.stderr, /--fingerprint/);
 
-    const relogin = await shoal(['login', url, '--user', 'admin', '--password-stdin'], { home, stdin: `${second.adminPassword}\n` });
+    const relogin = await shoal(['login', url, '--user', 'admin', '--password-stdin'], {
+      home,
+      stdin: `${second.adminPassword}\n`,
+    });
     assert.equal(relogin.code, ExitCode.NETWORK);
     assert.match(relogin.stderr, /HAS CHANGED/);
-    assert.ok(relogin.stderr.includes(second.fingerprint), 'the new fingerprint is shown so it can be checked');
+    assert.ok(
+      relogin.stderr.includes(second.fingerprint),
+      'the new fingerprint is shown so it can be checked',
+    );
     const unchanged = JSON.parse(await readFile(path.join(home, 'config.json'), 'utf8'));
-    assert.equal(unchanged.knownHosts[url], saved.fingerprint, 'the old trust is kept until re-trusted explicitly');
+    assert.equal(
+      unchanged.knownHosts[url],
+      saved.fingerprint,
+      'the old trust is kept until re-trusted explicitly',
+    );
 
-    const wrongPin = await shoal(['login', url, '--user', 'admin', '--password-stdin', '--fingerprint', saved.fingerprint], {
-      home,
-      stdin: `${second.adminPassword}\n`,
-    });
+    const wrongPin = await shoal(
+      ['login', url, '--user', 'admin', '--password-stdin', '--fingerprint', saved.fingerprint],
+      {
+        home,
+        stdin: `${second.adminPassword}\n`,
+      },
+    );
     assert.equal(wrongPin.code, ExitCode.NETWORK);
 
-    const retrust = await shoal(['login', url, '--user', 'admin', '--password-stdin', '--fingerprint', second.fingerprint], {
-      home,
-      stdin: `${second.adminPassword}\n`,
-    });
+    const retrust = await shoal(
+      ['login', url, '--user', 'admin', '--password-stdin', '--fingerprint', second.fingerprint],
+      {
+        home,
+        stdin: `${second.adminPassword}\n`,
+      },
+    );
     assert.equal(retrust.code, 0, retrust.stderr);
     const now = JSON.parse(await readFile(path.join(home, 'config.json'), 'utf8'));
     assert.equal(now.fingerprint, second.fingerprint);
@@ -78,7 +97,10 @@ describe('certificate pinning in the CLI', () => {
   it('reports an unreachable coordinator with exit code 7', async () => {
     const other = path.join(tmp.dir, 'home-2');
     await mkdir(other);
-    const r = await shoal(['login', 'https://127.0.0.1:1', '--user', 'admin', '--password-stdin'], { home: other, stdin: 'x\n' });
+    const r = await shoal(['login', 'https://127.0.0.1:1', '--user', 'admin', '--password-stdin'], {
+      home: other,
+      stdin: 'x\n',
+    });
     assert.equal(r.code, ExitCode.NETWORK);
     assert.match(r.stderr, /^shoal: cannot reach/);
   });

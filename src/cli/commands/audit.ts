@@ -14,11 +14,22 @@ export function registerAuditCommands(program: Command, ctx: CommandContext): vo
     .action(async (opts: { group?: string; limit?: number; json?: boolean }) => {
       const out = ctx.output(opts);
       const s = await ctx.session();
-      const res = await s.api.call('audit', { query: { group: opts.group, limit: opts.limit } }, { signal: ctx.io.signal });
+      const res = await s.api.call(
+        'audit',
+        { query: { group: opts.group, limit: opts.limit } },
+        { signal: ctx.io.signal },
+      );
       out.result(res, () =>
         out.table(
           ['WHEN', 'WHO', 'ACTION', 'GROUP', 'TARGET', 'DETAIL'],
-          res.entries.map((e) => [formatDate(e.at), e.actor ?? '', e.action, e.group ?? '', e.target ?? '', e.detail ?? '']),
+          res.entries.map((e) => [
+            formatDate(e.at),
+            e.actor ?? '',
+            e.action,
+            e.group ?? '',
+            e.target ?? '',
+            e.detail ?? '',
+          ]),
         ),
       );
     });

@@ -24,14 +24,28 @@ function describeUser(u: User): string {
 }
 
 /** Logs in to a trusted URL and saves url, fingerprint, token and username. */
-async function doLogin(ctx: CommandContext, out: Output, url: string, fingerprint: string, username: string, password: string) {
+async function doLogin(
+  ctx: CommandContext,
+  out: Output,
+  url: string,
+  fingerprint: string,
+  username: string,
+  password: string,
+) {
   const home = configHome(ctx.io.env);
   const { api, close } = connect(url, fingerprint);
   ctx.defer(close);
   const res = await api.call('login', { body: { username, password } }, { signal: ctx.io.signal });
   const config = await loadConfig(home);
   config.knownHosts[url] = fingerprint;
-  await saveConfig(home, { ...config, url, fingerprint, token: res.token, username: res.user.username, expiresAt: res.expiresAt });
+  await saveConfig(home, {
+    ...config,
+    url,
+    fingerprint,
+    token: res.token,
+    username: res.user.username,
+    expiresAt: res.expiresAt,
+  });
   return res;
 }
 
@@ -41,7 +55,10 @@ export function registerAuthCommands(program: Command, ctx: CommandContext): voi
     .description('create an account on a coordinator, then log in')
     .argument('<url>', 'coordinator URL, https://host:port')
     .requiredOption('-u, --user <name>', 'the username to create')
-    .option('--fingerprint <sha256>', 'the SHA-256 fingerprint of the coordinator certificate (else trusted on first use)')
+    .option(
+      '--fingerprint <sha256>',
+      'the SHA-256 fingerprint of the coordinator certificate (else trusted on first use)',
+    )
     .option('--password-stdin', 'read the password from the first line of stdin')
     .option('--no-login', 'only create the account')
     .option('--json', 'print JSON')
@@ -49,15 +66,32 @@ export function registerAuthCommands(program: Command, ctx: CommandContext): voi
       const out = ctx.output(opts);
       const home = configHome(ctx.io.env);
       const config = await loadConfig(home);
-      const { url, fingerprint } = await trustServer(out, home, config, rawUrl, opts.fingerprint, ctx.io.signal);
-      const password = await readPassword(ctx.io, { fromStdin: opts.passwordStdin, prompt: `New password for ${opts.user}: `, confirm: true });
+      const { url, fingerprint } = await trustServer(
+        out,
+        home,
+        config,
+        rawUrl,
+        opts.fingerprint,
+        ctx.io.signal,
+      );
+      const password = await readPassword(ctx.io, {
+        fromStdin: opts.passwordStdin,
+        prompt: `New password for ${opts.user}: `,
+        confirm: true,
+      });
       const { api, close } = connect(url, fingerprint);
       ctx.defer(close);
-      const reg = await api.call('register', { body: { username: opts.user, password } }, { signal: ctx.io.signal });
+      const reg = await api.call(
+        'register',
+        { body: { username: opts.user, password } },
+        { signal: ctx.io.signal },
+      );
       config.knownHosts[url] = fingerprint;
       await saveConfig(home, config);
       if (opts.login === false) {
-        out.result({ user: reg.user, url, fingerprint }, () => out.line(`Created account ${describeUser(reg.user)} on ${url}.`));
+        out.result({ user: reg.user, url, fingerprint }, () =>
+          out.line(`Created account ${describeUser(reg.user)} on ${url}.`),
+        );
         return;
       }
       const res = await doLogin(ctx, out, url, fingerprint, opts.user, password);
@@ -71,15 +105,28 @@ export function registerAuthCommands(program: Command, ctx: CommandContext): voi
     .description('log in to a coordinator and save the session')
     .argument('<url>', 'coordinator URL, https://host:port')
     .requiredOption('-u, --user <name>', 'username')
-    .option('--fingerprint <sha256>', 'the SHA-256 fingerprint of the coordinator certificate (else trusted on first use)')
+    .option(
+      '--fingerprint <sha256>',
+      'the SHA-256 fingerprint of the coordinator certificate (else trusted on first use)',
+    )
     .option('--password-stdin', 'read the password from the first line of stdin')
     .option('--json', 'print JSON')
     .action(async (rawUrl: string, opts: LoginOpts) => {
       const out = ctx.output(opts);
       const home = configHome(ctx.io.env);
       const config = await loadConfig(home);
-      const { url, fingerprint } = await trustServer(out, home, config, rawUrl, opts.fingerprint, ctx.io.signal);
-      const password = await readPassword(ctx.io, { fromStdin: opts.passwordStdin, prompt: `Password for ${opts.user}: ` });
+      const { url, fingerprint } = await trustServer(
+        out,
+        home,
+        config,
+        rawUrl,
+        opts.fingerprint,
+        ctx.io.signal,
+      );
+      const password = await readPassword(ctx.io, {
+        fromStdin: opts.passwordStdin,
+        prompt: `Password for ${opts.user}: `,
+      });
       const res = await doLogin(ctx, out, url, fingerprint, opts.user, password);
       out.result({ user: res.user, url, fingerprint, expiresAt: res.expiresAt }, () =>
         out.line(`Logged in to ${url} as ${describeUser(res.user)}.`),
@@ -105,7 +152,9 @@ export function registerAuthCommands(program: Command, ctx: CommandContext): voi
         // An expired or unknown session is already over; anything else still ends it locally.
         if (!isShoalError(err)) throw err;
         if (err.code !== ErrorCode.SESSION_EXPIRED && err.code !== ErrorCode.UNAUTHENTICATED) {
-          out.note(`Note: the coordinator could not be told (${err.message}); the token is forgotten here anyway.`);
+          out.note(
+            `Note: the coordinator could not be told (${err.message}); the token is forgotten here anyway.`,
+          );
         }
       }
       const { token: _t, expiresAt: _e, ...rest } = config;
@@ -128,4 +177,3 @@ export function registerAuthCommands(program: Command, ctx: CommandContext): voi
       });
     });
 }
-

@@ -90,7 +90,14 @@ export function registerFileCommands(program: Command, ctx: CommandContext): voi
       out.result(res, () =>
         out.table(
           ['ID', 'NAME', 'SIZE', 'TYPE', 'SHARED BY', 'SHARED'],
-          res.files.map((f: CatalogueFile) => [f.id, f.name, formatBytes(f.size), f.type, f.sharedBy, formatDate(f.sharedAt)]),
+          res.files.map((f: CatalogueFile) => [
+            f.id,
+            f.name,
+            formatBytes(f.size),
+            f.type,
+            f.sharedBy,
+            formatDate(f.sharedAt),
+          ]),
         ),
       );
     });
@@ -106,7 +113,9 @@ export function registerFileCommands(program: Command, ctx: CommandContext): voi
       const s = await ctx.session();
       const f = await resolveFile(s.api, group, ref, ctx.io.signal);
       await s.api.call('unshareFile', { params: { group, fileId: f.id } }, { signal: ctx.io.signal });
-      out.result({ unshared: { id: f.id, name: f.name, group } }, () => out.line(`Stopped sharing ${f.name} (${f.id}) in ${group}.`));
+      out.result({ unshared: { id: f.id, name: f.name, group } }, () =>
+        out.line(`Stopped sharing ${f.name} (${f.id}) in ${group}.`),
+      );
     });
 
   file
@@ -135,7 +144,8 @@ export function registerFileCommands(program: Command, ctx: CommandContext): voi
         });
         progress?.stop();
         out.result({ file: f, ...res }, () => {
-          if (res.alreadyPresent) out.line(`${res.path} is already there with the same SHA-256; nothing to do.`);
+          if (res.alreadyPresent)
+            out.line(`${res.path} is already there with the same SHA-256; nothing to do.`);
           else {
             const resumed = res.resumedFrom > 0 ? ` (resumed at ${formatBytes(res.resumedFrom)})` : '';
             out.line(`Saved ${res.path}: ${formatBytes(res.size)}, SHA-256 verified${resumed}.`);

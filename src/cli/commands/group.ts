@@ -63,7 +63,9 @@ export function registerGroupCommands(program: Command, ctx: CommandContext): vo
       const body = { name, ...(opts.multicast ? parseMulticast(opts.multicast) : {}) };
       const res = await s.api.call('createGroup', { body }, signal());
       out.result(res, () =>
-        out.line(`Created group ${res.group.name} (multicast ${res.group.multicastAddress}:${res.group.multicastPort}).`),
+        out.line(
+          `Created group ${res.group.name} (multicast ${res.group.multicastAddress}:${res.group.multicastPort}).`,
+        ),
       );
     });
 
@@ -104,7 +106,9 @@ export function registerGroupCommands(program: Command, ctx: CommandContext): vo
         out.line(`Multicast:  ${g.multicastAddress}:${g.multicastPort}`);
         out.line(`Members:    ${g.memberCount}`);
         out.line(`Created:    ${formatDate(g.createdAt)} by ${g.createdBy}`);
-        out.line(`My role:    ${g.myRole ?? 'not a member'}${g.myRequest ? ` (request ${g.myRequest})` : ''}`);
+        out.line(
+          `My role:    ${g.myRole ?? 'not a member'}${g.myRequest ? ` (request ${g.myRequest})` : ''}`,
+        );
       });
     });
 
@@ -117,7 +121,12 @@ export function registerGroupCommands(program: Command, ctx: CommandContext): vo
       const out = ctx.output(opts);
       const s = await ctx.session();
       const res = await s.api.call('listMembers', { params: { group: name } }, signal());
-      out.result(res, () => out.table(['USER', 'ROLE', 'JOINED'], res.members.map((m) => [m.username, m.role, formatDate(m.joinedAt)])));
+      out.result(res, () =>
+        out.table(
+          ['USER', 'ROLE', 'JOINED'],
+          res.members.map((m) => [m.username, m.role, formatDate(m.joinedAt)]),
+        ),
+      );
     });
 
   group

@@ -54,8 +54,14 @@ export function registerServerCommand(program: Command, ctx: CommandContext): vo
   program
     .command('server')
     .description('run a coordinator (HTTPS API, WebSocket, web UI) until interrupted')
-    .option('--data <dir>', 'data directory: certificate, keys, files, SQLite database (default $SHOAL_DATA or ./.shoal-data)')
-    .option('--db <url>', 'database: sqlite:/path/file.db (default: shoal.db in the data directory) or postgres://…')
+    .option(
+      '--data <dir>',
+      'data directory: certificate, keys, files, SQLite database (default $SHOAL_DATA or ./.shoal-data)',
+    )
+    .option(
+      '--db <url>',
+      'database: sqlite:/path/file.db (default: shoal.db in the data directory) or postgres://…',
+    )
     .option('--host <host>', 'listen address', '0.0.0.0')
     .option('--port <port>', 'listen port (0 = any free port)', parseIntOption, 8443)
     .option('--cert <file>', 'PEM certificate to use instead of the self-signed one (with --key)')
@@ -74,7 +80,10 @@ export function registerServerCommand(program: Command, ctx: CommandContext): vo
       const dbUrl = opts.db ?? `sqlite:${path.join(dataDir, 'shoal.db')}`;
       const tls =
         opts.cert && opts.key
-          ? { cert: await readFile(path.resolve(cwd, opts.cert), 'utf8'), key: await readFile(path.resolve(cwd, opts.key), 'utf8') }
+          ? {
+              cert: await readFile(path.resolve(cwd, opts.cert), 'utf8'),
+              key: await readFile(path.resolve(cwd, opts.key), 'utf8'),
+            }
           : undefined;
       const logger = createLogger({
         level: (io.env.SHOAL_LOG as LogLevel | undefined) ?? 'info',
@@ -106,15 +115,27 @@ export function registerServerCommand(program: Command, ctx: CommandContext): vo
       const wildcard = opts.host === '0.0.0.0' || opts.host === '::';
       const shownUrl = wildcard ? browserUrl(started.url).replace(/\/$/, '') : started.url;
       out.result(
-        { url: shownUrl, fingerprint: started.fingerprint, adminPassword: started.adminPassword, dataDir, db: dbUrl.startsWith('postgres') ? 'postgres' : dbUrl },
+        {
+          url: shownUrl,
+          fingerprint: started.fingerprint,
+          adminPassword: started.adminPassword,
+          dataDir,
+          db: dbUrl.startsWith('postgres') ? 'postgres' : dbUrl,
+        },
         () => {
-          out.line(`Shoal coordinator listening on ${shownUrl}${wildcard ? ` (all interfaces, port ${new URL(started.url).port})` : ''}`);
+          out.line(
+            `Shoal coordinator listening on ${shownUrl}${wildcard ? ` (all interfaces, port ${new URL(started.url).port})` : ''}`,
+          );
           out.line(`Certificate SHA-256 fingerprint: ${started.fingerprint}`);
           out.line(`Data directory: ${dataDir}`);
           if (started.adminPassword) {
             out.line('');
-            out.line(`Created the admin account. Its password, shown only this once: ${started.adminPassword}`);
-            out.line(`Log in with: shoal login ${shownUrl} --user admin --fingerprint ${started.fingerprint}`);
+            out.line(
+              `Created the admin account. Its password, shown only this once: ${started.adminPassword}`,
+            );
+            out.line(
+              `Log in with: shoal login ${shownUrl} --user admin --fingerprint ${started.fingerprint}`,
+            );
           }
           out.line('');
           out.line('Press Ctrl-C to stop.');

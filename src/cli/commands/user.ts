@@ -18,9 +18,19 @@ export function registerUserCommands(program: Command, ctx: CommandContext): voi
     .action(async (username: string, opts: { admin?: boolean; passwordStdin?: boolean; json?: boolean }) => {
       const out = ctx.output(opts);
       const s = await ctx.session();
-      const password = await readPassword(ctx.io, { fromStdin: opts.passwordStdin, prompt: `Password for the new user ${username}: `, confirm: true });
-      const res = await s.api.call('createUser', { body: { username, password, isAdmin: Boolean(opts.admin) } }, { signal: ctx.io.signal });
-      out.result(res, () => out.line(`Created user ${res.user.username}${res.user.isAdmin ? ' (admin)' : ''}.`));
+      const password = await readPassword(ctx.io, {
+        fromStdin: opts.passwordStdin,
+        prompt: `Password for the new user ${username}: `,
+        confirm: true,
+      });
+      const res = await s.api.call(
+        'createUser',
+        { body: { username, password, isAdmin: Boolean(opts.admin) } },
+        { signal: ctx.io.signal },
+      );
+      out.result(res, () =>
+        out.line(`Created user ${res.user.username}${res.user.isAdmin ? ' (admin)' : ''}.`),
+      );
     });
 
   user
@@ -60,7 +70,13 @@ export function registerUserCommands(program: Command, ctx: CommandContext): voi
     .action(async (username: string, opts: { revoke?: boolean; json?: boolean }) => {
       const out = ctx.output(opts);
       const s = await ctx.session();
-      const res = await s.api.call('updateUser', { params: { username }, body: { isAdmin: !opts.revoke } }, { signal: ctx.io.signal });
-      out.result(res, () => out.line(`${res.user.username} is ${res.user.isAdmin ? 'now an admin' : 'no longer an admin'}.`));
+      const res = await s.api.call(
+        'updateUser',
+        { params: { username }, body: { isAdmin: !opts.revoke } },
+        { signal: ctx.io.signal },
+      );
+      out.result(res, () =>
+        out.line(`${res.user.username} is ${res.user.isAdmin ? 'now an admin' : 'no longer an admin'}.`),
+      );
     });
 }
