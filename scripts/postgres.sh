@@ -32,6 +32,8 @@ proc_id() {
 # The caller: the shell or script that ran us. `url=$(scripts/postgres.sh start)` execs us straight from
 # the command substitution, so a test script is the caller of both its `start` and its `stop`.
 me=$(proc_id "$PPID" || echo "$PPID:0")
+# When we are the last command of the caller's shell, bash execs us in place: then we are the caller.
+self=$(proc_id "$$" || echo "$$:0")
 
 pg_bin() {
   local dir
@@ -90,11 +92,11 @@ write_state() {
   mv -f "$state.new" "$state"
 }
 
-# Recorded callers still alive, leaving out $1.
+# Recorded callers still alive, leaving out this caller.
 live_owners() {
   local o out=()
   for o in $PG_OWNERS; do
-    [ "$o" = "${1:-}" ] && continue
+    [ "$o" = "$me" ] || [ "$o" = "$self" ] && continue
     if [ "$(proc_id "${o%%:*}" 2>/dev/null)" = "$o" ]; then out+=("$o"); fi
   done
   echo "${out[*]:-}"
@@ -110,7 +112,7 @@ cmd_start() {
   lock
   if running; then
     local others
-    others=$(live_owners "$me")
+    others=$(live_owners)
     PG_OWNERS="${others:+$others }$me"
     write_state
     log "already running (state $state), used by $PG_OWNERS"
@@ -173,7 +175,7 @@ cmd_stop() {
   if ! read_state; then log "not running (no state $state)"; return 0; fi
   if [ "${1:-}" != "-f" ]; then
     local others
-    others=$(live_owners "$me")
+    others=$(live_owners)
     if [ -n "$others" ]; then
       PG_OWNERS=$others
       write_state
