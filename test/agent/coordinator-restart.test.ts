@@ -14,7 +14,6 @@ import { password, randomFile, readReceived, sha256, startAgent, waitFor, type T
 
 const bin = fileURLToPath(new URL('../../bin/shoal.js', import.meta.url));
 const adminPassword = 'admin-password-restart';
-const pieceSize = 64 * 1024;
 
 interface Server {
   child: ChildProcess;
