@@ -5,6 +5,7 @@ import { signTicket } from '../../src/crypto/tickets.ts';
 import { createPinnedDispatcher } from '../../src/transfer/swarm/pinned-dispatcher.ts';
 import { Bitfield } from '../../src/transfer/pieces/bitfield.ts';
 import { createPieceRegistry } from '../../src/transfer/swarm/piece-source.ts';
+import { createPieceServer } from '../../src/transfer/swarm/piece-server.ts';
 import { openPartialFile } from '../../src/transfer/pieces/partial-file.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { isShoalError } from '../../src/protocol/errors.ts';
@@ -112,6 +113,20 @@ describe('piece server', () => {
       (e) => isShoalError(e, 'TLS_FINGERPRINT_MISMATCH'),
     );
     assert.equal(h.events.length, served);
+  });
+
+  it('serves the same bytes under an upload cap', async () => {
+    const capped = createPieceServer(
+      { logger: silentLogger, source: (() => { const r = createPieceRegistry(); r.addFile(file.manifest, file.path); return r; })(), publicKey: keys.publicKey },
+      { tls, uploadBytesPerSecond: 4 * 1024 * 1024 },
+    );
+    await capped.start();
+    scratch.closers.push(() => capped.stop());
+    const dispatcher = createPinnedDispatcher({ fingerprint: tls.fingerprint, connections: 2 });
+    scratch.closers.push(() => dispatcher.destroy());
+    const r = await request(`${capped.url}/pieces/${file.manifest.sha256}/0`, { dispatcher, headers: auth(ticketFor(keys, file.manifest.sha256)) });
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(Buffer.from(await r.body.arrayBuffer()), file.data.subarray(0, 32 * 1024));
   });
 
   it('serves only the verified pieces of a partial file', async () => {

@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
 import type { Logger } from '../../logger.ts';
 import { ErrorCode, ShoalError, isShoalError } from '../../protocol/errors.ts';
 import type { ErrorBody } from '../../protocol/errors.ts';
@@ -56,6 +57,8 @@ export interface PieceHandlerDeps {
 export interface PieceHandlerOptions {
   /** Path prefix the routes live under (default `/pieces`). */
   prefix?: string;
+  /** Shared upload pacer (see createUploadPacer): caps what all answers together send, bytes/s. */
+  pacer?: UploadPacer;
   /** Clock for ticket expiry, ms since the epoch (tests). */
   now?: () => number;
 }
@@ -127,13 +130,27 @@ export async function handlePieceRequest(
       return true;
     }
     let bytes = 0;
-    const stream = createReadStream(held.path, { start, end: start + length - 1, highWaterMark: 256 * 1024 });
+    const pacer = options.pacer;
+    const stream = createReadStream(held.path, { start, end: start + length - 1, highWaterMark: pacer ? 64 * 1024 : 256 * 1024 });
     stream.on('data', (c: string | Buffer) => {
       bytes += c.length;
     });
     let complete = false;
     try {
-      await pipeline(stream, res);
+      if (pacer) {
+        await pipeline(
+          stream,
+          new Transform({
+            highWaterMark: 1,
+            transform(chunk: Buffer, _enc, done) {
+              pacer.take(chunk.length).then(() => done(null, chunk), done);
+            },
+          }),
+          res,
+        );
+      } else {
+        await pipeline(stream, res);
+      }
       complete = bytes === length;
     } catch (err) {
       // The peer went away (end game loser, killed downloader): normal, not worth more than a trace.
@@ -161,6 +178,29 @@ export async function handlePieceRequest(
   }
 }
 
+/** Paces bytes leaving a host: an agent's upload cap ("--max-upload"), shared by every answer. */
+export interface UploadPacer {
+  /** Resolves when `bytes` may be sent. */
+  take(bytes: number): Promise<void>;
+}
+
+/** A pacer at `bytesPerSecond`, allowing bursts of `burstBytes` (default 256 KiB). */
+export function createUploadPacer(bytesPerSecond: number, burstBytes = 256 * 1024): UploadPacer {
+  if (!(bytesPerSecond > 0)) throw new ShoalError(ErrorCode.BAD_REQUEST, 'upload rate must be positive (bytes/s)');
+  // Virtual clock of when the link is free again: each chunk books its airtime and waits until the booking
+  // is at most one burst ahead of now.
+  let freeAt = 0;
+  return {
+    async take(n) {
+      const now = performance.now();
+      const start = Math.max(freeAt, now);
+      freeAt = start + (n / bytesPerSecond) * 1000;
+      const wait = freeAt - now - (burstBytes / bytesPerSecond) * 1000;
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    },
+  };
+}
+
 export interface PieceServerOptions extends PieceHandlerOptions {
   /** Listen address (default 127.0.0.1) and port (0 = any free one). */
   host?: string;
@@ -168,6 +208,8 @@ export interface PieceServerOptions extends PieceHandlerOptions {
   tls: { cert: string | Buffer; key: string | Buffer };
   /** Most simultaneous connections (default 512): each stream of each downloader is one. */
   maxConnections?: number;
+  /** Upload cap of this server, bytes/s (ignored when a `pacer` is given). */
+  uploadBytesPerSecond?: number;
 }
 
 /** A standalone HTTPS piece server. */
@@ -184,8 +226,12 @@ export interface PieceServer {
 export function createPieceServer(deps: PieceHandlerDeps, options: PieceServerOptions): PieceServer {
   const log = deps.logger.child('swarm:piece-server');
   const handlerDeps: PieceHandlerDeps = { ...deps, publicKey: importTicketPublicKey(deps.publicKey), logger: log };
+  const handlerOptions: PieceHandlerOptions = {
+    ...options,
+    pacer: options.pacer ?? (options.uploadBytesPerSecond ? createUploadPacer(options.uploadBytesPerSecond) : undefined),
+  };
   const server = createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
-    handlePieceRequest(handlerDeps, req, res, options)
+    handlePieceRequest(handlerDeps, req, res, handlerOptions)
       .then((handled) => {
         if (!handled) sendError(res, 404, ErrorCode.NOT_FOUND, 'no such route');
       })
