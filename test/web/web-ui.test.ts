@@ -85,6 +85,31 @@ describe('web UI in Chromium', { skip }, () => {
     await admin.getByRole('row', { name: /bob/ }).waitFor();
   });
 
+  it('adds and removes a member from the members tab, with errors next to the field', async () => {
+    const created = await admin.evaluate(async () => {
+      const token = (JSON.parse(sessionStorage.getItem('shoal.session') ?? '{}') as { token?: string }).token;
+      const res = await fetch('/api/v1/users', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'dave', password: 'dave-password' }),
+      });
+      return res.status;
+    });
+    assert.equal(created, 200);
+    await admin.goto(`${bed.url}/#/groups/lab/members`);
+    await admin.getByLabel('Add a member (username)').fill('nobody-by-that-name');
+    await admin.getByRole('button', { name: 'Add member' }).click();
+    await waitUntil(async () => (await fieldError(admin, 'Add a member (username)')) !== '', 10_000, 'the unknown-user error');
+
+    await admin.getByLabel('Add a member (username)').fill('dave');
+    await admin.getByRole('button', { name: 'Add member' }).click();
+    const row = admin.getByRole('row', { name: /dave/ });
+    await row.waitFor();
+    await admin.getByRole('button', { name: 'Remove dave' }).click();
+    await admin.getByRole('dialog').getByRole('button', { name: 'Remove member' }).click();
+    await waitUntil(async () => (await row.count()) === 0, 10_000, 'dave to be removed');
+  });
+
   it('uploads through the files tab with progress, and the search finds the file', async () => {
     await bob.goto(`${bed.url}/#/groups/lab/files`);
     for (const [name, bytes, mimeType] of [
@@ -153,8 +178,13 @@ describe('web UI in Chromium', { skip }, () => {
     assert.equal(await bob.getByRole('link', { name: 'Join requests' }).count(), 0);
     assert.equal(await bob.getByRole('link', { name: 'Audit log' }).count(), 0);
 
+    await admin.goto(`${bed.url}/#/groups/lab/audit`);
+    await admin.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await admin.getByRole('row', { name: /bob/ }).first().waitFor();
+
     assert.equal(await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).count(), 1);
     await admin.getByRole('link', { name: 'Users' }).click();
+    await admin.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
     await admin.getByRole('row', { name: /bob/ }).waitFor();
   });
 
