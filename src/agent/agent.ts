@@ -249,7 +249,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       log.warn('delivery failed', { deliveryId, err });
       const permanent = isShoalError(err, ErrorCode.INVALID_NAME);
       state!.putDelivery({ deliveryId, offer, state: 'failed', finalPath: null, detail: null, reported: false, updatedAt: Date.now() });
-      send({ type: 'failed', deliveryId, reason: permanent ? `refused: ${reason}` : reason, badHolders });
+      send({ type: 'failed', deliveryId, reason, badHolders, permanent });
     }
   }
 

@@ -70,6 +70,8 @@ export const FailedMsg = z.object({
   reason: ShortText,
   /** Holders (agent ids or 'coordinator') that served bad pieces. */
   badHolders: z.array(Id).max(1000).optional(),
+  /** True when retrying cannot help (a refused file name): the coordinator stops retrying. */
+  permanent: z.boolean().optional(),
 });
 export const PongMsg = z.object({ type: z.literal('pong'), probeId: Id });
 export const MulticastStatusMsg = z.object({

@@ -375,7 +375,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       error: msg.reason.slice(0, 500),
       attempts,
       rate: 0,
-      nextAttemptAt: stillEntitled ? now + delay : null,
+      nextAttemptAt: stillEntitled && !msg.permanent ? now + delay : null,
       updatedAt: now,
       detail: msg.badHolders?.length ? JSON.stringify({ badHolders: msg.badHolders }) : r.detail,
     });
