@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { open as openFile, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Agent as HttpAgent, request } from 'undici';
-import { codeOf, startTestCoordinator, type TestCoordinator } from '../coordinator/harness.ts';
+import { startTestCoordinator, type TestCoordinator } from '../coordinator/harness.ts';
 import {
   addMember,
   makeGroup,
