@@ -16,7 +16,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import type WebSocket from 'ws';
-import { createNodeWebSocket } from '../client/node-transport.ts';
+import { createApiClient } from '../client/api-client.ts';
+import { createNodeFetch, createNodeWebSocket, type NodeFetch } from '../client/node-transport.ts';
 import type { Logger } from '../logger.ts';
 import { ErrorCode, ShoalError, isShoalError } from '../protocol/errors.ts';
 import {
@@ -148,6 +149,11 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
   let reconnectTimer: NodeJS.Timeout | undefined;
   let heartbeatTimer: NodeJS.Timeout | undefined;
   const running = new Map<string, Running>();
+  let fetcher: NodeFetch | undefined;
+  const api = () => {
+    fetcher ??= createNodeFetch({ fingerprint: options.fingerprint });
+    return createApiClient({ baseUrl: serverUrl, token: options.token, fetch: fetcher });
+  };
 
   const send = (msg: ClientMessage): boolean => {
     if (!ws || !connected || ws.readyState !== ws.OPEN) return false;
@@ -206,16 +212,28 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       partial = await openPartialFile({ manifest, destDir, name: offer.file.name, logger: log });
       slot.partial = partial;
       if (!held) registry!.addPartial(partial);
-      const holders: SwarmHolder[] = offer.holders.map((h) =>
-        h.url === null ? { id: h.id, url: serverUrl, fingerprint: options.fingerprint ?? null } : { id: h.id, url: h.url, fingerprint: h.fingerprint },
-      );
+      const toSwarm = (list: OfferMsg['holders']): SwarmHolder[] =>
+        list
+          .filter((h) => h.id !== state!.agentId)
+          .map((h) => (h.url === null ? { id: h.id, url: serverUrl, fingerprint: options.fingerprint ?? null } : { id: h.id, url: h.url, fingerprint: h.fingerprint }));
+      let holders = toSwarm(offer.holders);
+      let ticket = offer.ticket;
       const started = Date.now();
-      const result = partial.complete
-        ? { piecesFetched: 0, piecesResumed: partial.pieceCount, bytesReceived: 0, bytesPerHolder: {}, badHolders: [], droppedHolders: [] }
-        : await downloadFile({
+      let result: Awaited<ReturnType<typeof downloadFile>> = {
+        piecesFetched: 0,
+        piecesResumed: partial.pieceCount,
+        bytesReceived: 0,
+        bytesPerHolder: {},
+        badHolders: [],
+        droppedHolders: [],
+      };
+      // Tickets live minutes; a long download asks for a fresh one (and fresh holders) and carries on.
+      for (let round = 0; !partial.complete; round++) {
+        try {
+          result = await downloadFile({
             manifest,
             holders,
-            ticket: offer.ticket,
+            ticket,
             partial,
             streams: options.streams,
             signal,
@@ -223,6 +241,15 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
             progressIntervalMs: 500,
             onProgress: (p) => send({ type: 'progress', deliveryId, bytes: p.bytes, rate: p.rate, transport: 'swarm' }),
           });
+          break;
+        } catch (err) {
+          if (signal.aborted || round >= 100 || !isShoalError(err, ErrorCode.TICKET_EXPIRED) || !offer.file.id) throw err;
+          const fresh = await api().call('fileHolders', { params: { fileId: offer.file.id } }, { signal });
+          ticket = fresh.ticket;
+          holders = toSwarm(fresh.holders);
+          log.info('ticket renewed', { deliveryId });
+        }
+      }
       const finalPath = await partial.finalize();
       partial = undefined;
       slot.partial = undefined;
@@ -439,6 +466,8 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       connected = false;
       await pieceServer?.stop();
       pieceServer = undefined;
+      await fetcher?.close();
+      fetcher = undefined;
       state?.close();
       state = undefined;
     },

@@ -114,10 +114,10 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         if (event.username === user.username) return true;
         break;
       case 'recipient':
-        if (event.group === null) return event.username === user.username;
+        if (event.group === null) return event.username === user.username || event.from === user.username;
         break;
       case 'delivery':
-        if (event.group === null) return false;
+        if (event.group === null) return event.from === user.username;
         break;
       case 'catalogue':
         break;

@@ -173,6 +173,8 @@ export const ShoalEvent = z.discriminatedUnion('kind', [
     deliveryId: z.string(),
     action: z.enum(['created', 'cancelled', 'sent']),
     fileId: z.string(),
+    /** Who created the delivery (username); 1:1 sends are shown to their sender. */
+    from: z.string().optional(),
   }),
   z.object({
     kind: z.literal('recipient'),
@@ -184,6 +186,8 @@ export const ShoalEvent = z.discriminatedUnion('kind', [
     rate: z.number(),
     transport: z.string().nullable(),
     error: z.string().nullable(),
+    /** Who created the delivery (username). */
+    from: z.string().optional(),
   }),
   z.object({
     kind: z.literal('presence'),

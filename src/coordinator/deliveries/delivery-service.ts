@@ -171,6 +171,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       rate: r.rate,
       transport: r.transport,
       error: r.error,
+      from: await usernameOf(d.createdBy),
     });
   }
 
@@ -464,7 +465,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       if (!file) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId}`);
       const d = await store.createDelivery({ fileId, groupId: null, targetUserId: toUserId, createdBy: fromUserId, createdAt: Date.now() });
       await newRecipient(d.id, toUserId);
-      deps.publish({ kind: 'delivery', group: null, deliveryId: d.id, action: 'created', fileId });
+      deps.publish({ kind: 'delivery', group: null, deliveryId: d.id, action: 'created', fileId, from: await usernameOf(fromUserId) });
       await track(offer(d, toUserId).catch((err) => log.warn('offer failed', { err })));
       return d;
     },
