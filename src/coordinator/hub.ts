@@ -221,10 +221,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       const agent = conn.agent;
       if (agent) {
         conn.chain = conn.chain.then(async () => {
-          if (presence.get(agent.agentId) === agent) {
-            await presence.disconnect(agent, 'socket closed');
-            await deliveries.agentOffline(agent);
-          }
+          // presence's onChange hands the agent's deliveries back to the scheduler.
+          if (presence.get(agent.agentId) === agent) await presence.disconnect(agent, 'socket closed');
         }).catch((err) => log.error('disconnect handling failed', { err }));
       }
     });
