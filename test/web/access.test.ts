@@ -50,6 +50,20 @@ describe('web UI on a server with registration closed', { skip }, () => {
     await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
   });
 
+  it('sends the user back to sign in, saying why, when the server ends the session', async () => {
+    await page.evaluate(async () => {
+      const token = (JSON.parse(sessionStorage.getItem('shoal.session') ?? '{}') as { token?: string }).token;
+      await fetch('/api/v1/auth/logout', { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    });
+    await page.getByRole('link', { name: 'Groups', exact: true }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByText('Your session has ended. Sign in again.').waitFor();
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill(adminPassword);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
+  });
+
   it('says so for an unknown page, and the app loads at a deep path through the SPA fallback', async () => {
     await page.goto(`${bed.url}/#/no/such/page`);
     await page.getByRole('heading', { name: 'Page not found' }).waitFor();

@@ -30,3 +30,14 @@ export function formatDate(value: string | number | null | undefined): string {
 export function percent(done: number, total: number): number {
   return total > 0 ? Math.min(100, Math.max(0, (done / total) * 100)) : 0;
 }
+
+const sizeUnits: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** Parses "1500", "200K", "1.5 MiB", "2g" to bytes; undefined when empty, NaN when unreadable. */
+export function parseSize(text: string): number | undefined {
+  const t = text.trim().toLowerCase();
+  if (!t) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?$/.exec(t);
+  if (!m) return Number.NaN;
+  return Math.round(Number(m[1]) * sizeUnits[m[2]]);
+}

@@ -21,6 +21,8 @@ export interface Session {
   api: Api;
   signIn(token: string, user: User): void;
   signOut(): void;
+  /** Why the last session ended, when the server ended it (shown on the sign-in page). */
+  endedBecause: string | null;
   /** Replaces the cached user (after whoami). */
   setUser(user: User): void;
 }
@@ -39,13 +41,21 @@ function load(): Stored | null {
 /** Provides the session to the app. */
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [stored, setStored] = useState<Stored | null>(load);
+  const [endedBecause, setEndedBecause] = useState<string | null>(null);
   const save = useCallback((s: Stored | null) => {
     if (s) sessionStorage.setItem(storageKey, JSON.stringify(s));
     else sessionStorage.removeItem(storageKey);
     setStored(s);
   }, []);
   const api = useMemo(
-    () => createApi({ token: stored?.token ?? null, onUnauthenticated: () => save(null) }),
+    () =>
+      createApi({
+        token: stored?.token ?? null,
+        onUnauthenticated: () => {
+          setEndedBecause('Your session has ended. Sign in again.');
+          save(null);
+        },
+      }),
     [stored?.token, save],
   );
   const value = useMemo<Session>(
@@ -53,11 +63,15 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       user: stored?.user ?? null,
       token: stored?.token ?? null,
       api,
-      signIn: (token, user) => save({ token, user }),
+      endedBecause,
+      signIn: (token, user) => {
+        setEndedBecause(null);
+        save({ token, user });
+      },
       signOut: () => save(null),
       setUser: (user) => stored && save({ ...stored, user }),
     }),
-    [stored, api, save],
+    [stored, api, save, endedBecause],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

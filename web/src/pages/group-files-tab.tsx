@@ -8,21 +8,10 @@ import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
 import { ErrorNotice, SelectField, TextField } from '../components/field.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
-import { formatBytes, formatDate } from '../format.ts';
+import { formatBytes, formatDate, parseSize } from '../format.ts';
 import { useLiveRefresh } from '../live.tsx';
 import { useSession } from '../session.tsx';
 import { useLoad } from '../use-load.ts';
-
-const sizeUnits: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-
-/** Parses "1500", "200K", "1.5 MiB", "2g" to bytes; undefined when empty, NaN when unreadable. */
-export function parseSize(text: string): number | undefined {
-  const t = text.trim().toLowerCase();
-  if (!t) return undefined;
-  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?$/.exec(t);
-  if (!m) return Number.NaN;
-  return Math.round(Number(m[1]) * sizeUnits[m[2]]);
-}
 
 interface Filters {
   search: string;

@@ -10,7 +10,7 @@ import { useLoad } from '../use-load.ts';
 
 /** The sign-in form. */
 export function SignInPage() {
-  const { signIn } = useSession();
+  const { signIn, endedBecause } = useSession();
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [errors, setErrors] = useState<FormErrors>(noErrors);
@@ -50,6 +50,11 @@ export function SignInPage() {
   return (
     <section aria-labelledby="signin-title" className="card">
       <h1 id="signin-title">Sign in</h1>
+      {endedBecause && (
+        <p className="notice" role="status">
+          {endedBecause}
+        </p>
+      )}
       <form onSubmit={(e) => void submit(e)} noValidate>
         <TextField
           label="Username"
