@@ -9,17 +9,14 @@
  * receiver in `r1`; this script never builds or removes the bed, which other runs may be sharing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomFillSync } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import selfsigned from 'selfsigned';
 import { generateTicketKeys, publicKeyToRaw, signTicket } from '../../src/crypto/tickets.ts';
 import { hashFile } from '../../src/transfer/pieces/hash-file.ts';
+import { inBed, node, writeCert, writeRandomFile } from './bench-util.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -31,13 +28,8 @@ const pieceKiB = Number(opt('piece-kib', '4096'));
 const streamsList = opt('streams', '1,4,8').split(',').map(Number);
 const runs = Math.max(1, Math.min(5, Number(opt('runs', '1'))));
 const bed = args.includes('--bed');
-const testbed = process.env.TESTBED ?? '/work/shared/bench/testbed.sh';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const runTimeoutMs = 10 * 60_000;
-
-function inBed(ns: string | null, cmd: string[]): string[] {
-  return ns ? [testbed, 'exec', ns, ...cmd] : cmd;
-}
 
 /** Runs a command to completion, bounded in time; returns its last stdout JSON line. */
 function runJson(cmd: string[]): Promise<Record<string, unknown>> {
@@ -79,35 +71,17 @@ async function main(): Promise<void> {
   try {
     const file = join(work, 'payload.bin');
     console.log(`writing ${sizeMiB} MiB of random data…`);
-    await new Promise<void>((resolve, reject) => {
-      const ws = createWriteStream(file);
-      ws.on('error', reject);
-      const chunk = Buffer.alloc(1024 * 1024);
-      let left = sizeMiB;
-      const pump = () => {
-        while (left > 0) {
-          left--;
-          randomFillSync(chunk);
-          if (!ws.write(Buffer.from(chunk))) return void ws.once('drain', pump);
-        }
-        ws.end(resolve);
-      };
-      pump();
-    });
+    await writeRandomFile(file, sizeMiB);
     const manifest = { name: 'payload.bin', ...(await hashFile(file, pieceKiB * 1024)) };
     const manifestPath = join(work, 'manifest.json');
     await writeFile(manifestPath, JSON.stringify(manifest));
 
     const host = bed ? '10.77.0.1' : '127.0.0.1';
-    const pems = selfsigned.generate([{ name: 'commonName', value: host }], { keySize: 2048, days: 1, algorithm: 'sha256' });
-    await writeFile(join(work, 'cert.pem'), pems.cert);
-    await writeFile(join(work, 'key.pem'), pems.private);
-    const fingerprint = new X509Certificate(pems.cert).fingerprint256;
+    const { cert, key, fingerprint } = await writeCert(work, host);
     const keys = generateTicketKeys();
     const ticket = signTicket(keys.privateKey, { user: 'bench', sha256: manifest.sha256, expiresAt: Date.now() + 3600_000 });
 
-    const node = [process.execPath, '--import', 'tsx'];
-    const serveInput = { file, manifest: manifestPath, cert: join(work, 'cert.pem'), key: join(work, 'key.pem'), publicKey: publicKeyToRaw(keys.publicKey), host };
+    const serveInput = { file, manifest: manifestPath, cert, key, publicKey: publicKeyToRaw(keys.publicKey), host };
     const started = await startServer(inBed(bed ? 's' : null, [...node, join(here, 'serve.ts'), JSON.stringify(serveInput)]));
     server = started.proc;
     console.log(`server at ${started.url} (${bed ? 'bed: s → r1' : 'loopback'}), ${manifest.pieces.length} pieces of ${pieceKiB} KiB`);

@@ -126,6 +126,35 @@ describe('swarm downloader', () => {
     assert.equal(sha(await readFile(await b.partial.finalize())), file.manifest.sha256);
   });
 
+  it('finishes pieces stuck at a holder that stopped answering by asking another one (end game)', { timeout: 25_000 }, async () => {
+    const file = await sampleFile(scratch, 10 * 16 * 1024, 16 * 1024);
+    const reg = createPieceRegistry();
+    reg.addFile(file.manifest, file.path);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    // Accepts requests and never answers them until the test ends.
+    const stuck = await startHolder(scratch, {
+      id: 'stuck', keys, tls,
+      source: { has: async (sha, i) => (await released, reg.has(sha, i)), open: (sha) => reg.open(sha), bitfield: (sha) => reg.bitfield!(sha) },
+    });
+    const good = await startHolder(scratch, { id: 'good', keys, tls, file });
+    const partial = await openPartialFile({ manifest: file.manifest, destDir: await scratch.dir(), logger: silentLogger });
+    try {
+      const result = await downloadFile({
+        manifest: file.manifest, holders: [stuck.holder, good.holder], ticket: ticketFor(keys, file.manifest.sha256), partial,
+        // Only the end game can finish the stuck pieces within the test's time limit: requests are not
+        // abandoned for a long time (idle timeout 30 s, request 10 min).
+        streams: 2, logger: silentLogger, requestTimeoutMs: 600_000,
+      });
+      assert.equal(result.bytesPerHolder.stuck, 0);
+      assert.ok(stuck.events.length === 0 && result.piecesFetched === file.manifest.pieces.length);
+      assert.equal(result.bytesPerHolder.good, file.manifest.size);
+      assert.equal(sha(await readFile(await partial.finalize())), file.manifest.sha256);
+    } finally {
+      release();
+    }
+  });
+
   it('fetches nothing again for pieces already verified', async () => {
     const file = await sampleFile(scratch, 8 * 16 * 1024, 16 * 1024);
     const h = await startHolder(scratch, { id: 'seed', keys, tls, file });

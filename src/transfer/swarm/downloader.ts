@@ -61,7 +61,8 @@ export interface DownloadOptions {
   /** ms between asking holders that lack pieces which ones they have now: receivers that are downloading
    * the same file serve each other what they verified (default 2000). */
   haveRefreshMs?: number;
-  /** ms for one piece request before it is abandoned (default 120 s). */
+  /** ms for one piece request before it is abandoned (default 120 s); a holder silent for 30 s (or this,
+   * when shorter) fails sooner. */
   requestTimeoutMs?: number;
   /** Extra CA certificates for holders without a fingerprint. */
   ca?: string | Buffer | Array<string | Buffer>;
@@ -106,6 +107,8 @@ interface InFlight {
   index: number;
   /** The ticket the request was sent with. */
   ticket: string;
+  /** Date.now() when it left. */
+  startedAt: number;
   controller: AbortController;
   cancelled: boolean;
 }
@@ -141,7 +144,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const states: HolderState[] = dedupe(options.holders).map((h) => ({
     holder: h,
     base: checkUrl(h.url),
-    dispatcher: createPinnedDispatcher({ fingerprint: h.fingerprint, ca: options.ca, connections: streams }),
+    dispatcher: createPinnedDispatcher({ fingerprint: h.fingerprint, ca: options.ca, connections: streams, idleTimeoutMs: Math.min(30_000, requestTimeoutMs) }),
     have: null,
     ready: false,
     paused: false,
@@ -166,6 +169,9 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   let stallSince: number | null = null;
   let stallTimer: NodeJS.Timeout | null = null;
   let haveTimer: NodeJS.Timeout | null = null;
+  let tickTimer: NodeJS.Timeout | null = null;
+  /** Smoothed time of one piece request, ms (end-game patience). */
+  let pieceMs = 0;
   let rate = 0;
   let rateBytes = 0;
   let rateAt = Date.now();
@@ -232,14 +238,17 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       }
     }
     if (best >= 0) return best;
-    // End game: every wanted piece is in flight somewhere; ask this holder too for one it is not already
-    // fetching, preferring the piece with the fewest requests, and let the first good answer win.
-    let fewest = Infinity;
+    // End game: every wanted piece is in flight somewhere. Ask this holder too for the piece whose request
+    // has run longest, once it runs well past the usual piece time (a slow or stalled holder), and let the
+    // first good answer win. Duplicating earlier would spend the sharer's upload, the swarm's scarcest link.
+    const now = Date.now();
+    const patience = Math.max(500, 2 * pieceMs);
+    let oldest = Infinity;
     for (const [i, list] of inflight) {
       if (!holds(s, i) || list.some((f) => f.holder === s) || list.length >= 2) continue;
-      if (list.length < fewest) {
+      if (now - list[0].startedAt > patience && list[0].startedAt < oldest) {
         best = i;
-        fewest = list.length;
+        oldest = list[0].startedAt;
       }
     }
     return best >= 0 ? best : null;
@@ -352,7 +361,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   };
 
   const start = (s: HolderState, index: number) => {
-    const f: InFlight = { holder: s, index, ticket, controller: new AbortController(), cancelled: false };
+    const f: InFlight = { holder: s, index, ticket, startedAt: Date.now(), controller: new AbortController(), cancelled: false };
     inflight.set(index, [...(inflight.get(index) ?? []), f]);
     s.active++;
     const p = fetchPiece(f)
@@ -373,6 +382,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           return;
         }
         s.failures = 0;
+        pieceMs = pieceMs === 0 ? Date.now() - f.startedAt : pieceMs * 0.8 + (Date.now() - f.startedAt) * 0.2;
         if (want.delete(index)) piecesFetched++;
         for (const other of inflight.get(index) ?? []) if (other !== f) abortReq(other);
         emitProgress(partial.complete);
@@ -486,6 +496,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       haveTimer = setInterval(() => {
         for (const s of live()) if (s.ready && s.have && !s.have.complete) void loadHave(s);
       }, Math.max(100, options.haveRefreshMs ?? 2000));
+      // Re-run the scheduler now and then: end-game duplicates become due with time, not with events.
+      tickTimer = setInterval(pump, 250);
       await done;
     }
     emitProgress(true);
@@ -496,6 +508,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     if (progressTimer) clearTimeout(progressTimer);
     if (stallTimer) clearTimeout(stallTimer);
     if (haveTimer) clearInterval(haveTimer);
+    if (tickTimer) clearInterval(tickTimer);
     for (const s of states) if (s.timer) clearTimeout(s.timer);
     // Requests were aborted by finish(); wait for them so that no piece is written after we return.
     for (let round = 0; running.size > 0 && round < 100; round++) await Promise.allSettled([...running]);

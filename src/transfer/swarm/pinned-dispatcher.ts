@@ -23,6 +23,8 @@ export interface PinnedDispatcherOptions {
   connections: number;
   /** ms to establish a connection (TCP + TLS). */
   connectTimeoutMs?: number;
+  /** ms of silence (before the headers, or between body chunks) before a request fails (default 30 s). */
+  idleTimeoutMs?: number;
 }
 
 /** An undici dispatcher whose TLS connections fail with TLS_FINGERPRINT_MISMATCH unless the peer is the pinned one. */
@@ -56,7 +58,7 @@ export function createPinnedDispatcher(options: PinnedDispatcherOptions): Agent 
     connections: options.connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
-    headersTimeout: 30_000,
-    bodyTimeout: 30_000,
+    headersTimeout: options.idleTimeoutMs ?? 30_000,
+    bodyTimeout: options.idleTimeoutMs ?? 30_000,
   });
 }
