@@ -37,6 +37,12 @@ export interface RouteCall<N extends RouteName> {
 
 export type RouteHandler<N extends RouteName> = (call: RouteCall<N>) => Promise<unknown>;
 
+/**
+ * Return this from a handler that answered through `reply` itself (streams). Returning `reply` would not
+ * do: a Fastify reply is a thenable, so an async handler returning it waits until the answer is sent.
+ */
+export const replied: unique symbol = Symbol('replied');
+
 /** Extra Fastify route options (e.g. bodyLimit) merged into the registration. */
 export type ExtraRouteOptions = Pick<RouteShorthandOptions, 'bodyLimit'>;
 
@@ -111,7 +117,7 @@ export function defineRoute<N extends RouteName>(
 
       const call = { user, params, query, body, group, membership, req, reply } as unknown as RouteCall<N>;
       const result = await handler(call);
-      if (reply.sent) return reply;
+      if (result === replied || reply.sent) return reply;
       if (result === undefined) return reply.code(204).send();
       return result;
     },

@@ -10,7 +10,7 @@ import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import { Limits } from '../../protocol/limits.ts';
 import type { FileFilter, FileRow, GroupRow } from '../../store/store.ts';
 import type { CoordinatorContext } from '../context.ts';
-import { defineRoute } from '../define-route.ts';
+import { defineRoute, replied } from '../define-route.ts';
 import { checkFileName, fileType } from '../file-name.ts';
 import { createNameCache, fileView, manifestView } from '../views.ts';
 
@@ -116,11 +116,14 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
     return { file: await fileView(f, blob, group.name, createNameCache(store)), manifest: manifestView(f, blob) };
   });
 
-  const sendFile = async (f: FileRow, req: FastifyRequest, reply: FastifyReply) => {
+  const sendFile = async (f: FileRow, req: FastifyRequest, reply: FastifyReply): Promise<typeof replied> => {
     const etag = `"${f.sha256}"`;
     reply.header('etag', etag).header('accept-ranges', 'bytes').header('content-disposition', contentDisposition(f.name));
     reply.header('cache-control', 'private, max-age=0, must-revalidate');
-    if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+    if (req.headers['if-none-match'] === etag) {
+      void reply.code(304).send();
+      return replied;
+    }
     let range = req.headers.range ? parseRange(req.headers.range, f.size) : undefined;
     const ifRange = req.headers['if-range'];
     if (range !== undefined && ifRange !== undefined && ifRange !== etag) range = undefined;
@@ -133,11 +136,12 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
     reply.type('application/octet-stream');
     if (range) {
       reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${f.size}`).header('content-length', String(range.end - range.start + 1));
-      return reply.send(createReadStream(path, { start: range.start, end: range.end, highWaterMark: 256 * 1024 }));
+      void reply.send(createReadStream(path, { start: range.start, end: range.end, highWaterMark: 256 * 1024 }));
+      return replied;
     }
     reply.header('content-length', String(f.size));
-    if (f.size === 0) return reply.send(Buffer.alloc(0));
-    return reply.send(createReadStream(path, { highWaterMark: 256 * 1024 }));
+    void reply.send(f.size === 0 ? Buffer.alloc(0) : createReadStream(path, { highWaterMark: 256 * 1024 }));
+    return replied;
   };
 
   defineRoute(app, ctx, 'downloadFile', async ({ group, params, req, reply }) => sendFile(await requireFile(group, params.fileId), req, reply));
