@@ -73,7 +73,10 @@ describe('delivery commands', () => {
     assert.equal(got && sha256(got), sha256(bytes));
     const send = await shoal(['pending', 'send', 'ops', '--json'], { home: adminHome });
     assert.equal(send.code, 0, send.stderr);
-    assert.equal(send.json<{ results: Array<{ outcome: string }> }>().results[0].outcome, 'delivered');
+    const results = send.json<{ results: Array<{ username: string; outcome: string }> }>().results;
+    assert.equal(results.find((r) => r.username === 'bob')?.outcome, 'delivered');
+    // The admin owns the group, so is a member too, with no agent running.
+    assert.equal(results.find((r) => r.username === 'admin')?.outcome, 'offline');
   });
 
   it('shoal send --to delivers one file to one user and waits for it', async () => {
