@@ -41,7 +41,7 @@ async function makeFile(path: string, mib: number): Promise<void> {
   const out = createWriteStream(path);
   for (let i = 0; i < mib; i++) {
     randomFillSync(chunk, 0, 4096); // vary each MiB a little so nothing dedupes or compresses trivially
-    if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
 }
