@@ -138,8 +138,6 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const droppedHolders: DownloadResult['droppedHolders'] = [];
   let piecesFetched = 0;
   let bytesReceived = 0;
-  // A random start spreads receivers that fetch from the same holders over different pieces.
-  const scanStart = Math.floor(Math.random() * count);
 
   const states: HolderState[] = dedupe(options.holders).map((h) => ({
     holder: h,
@@ -226,15 +224,19 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const holds = (s: HolderState, i: number) => !s.have || s.have.has(i);
 
   const pick = (s: HolderState): number | null => {
+    // Rarest first, ties broken at random (reservoir sampling): receivers that fetch from the same sharer
+    // at the same time then mostly ask it for different pieces, which they can later trade.
     let best = -1;
     let bestAvail = Infinity;
-    for (let k = 0; k < count; k++) {
-      const i = (scanStart + k) % count;
-      if (!want.has(i) || inflight.has(i) || !holds(s, i)) continue;
+    let ties = 0;
+    for (const i of want) {
+      if (inflight.has(i) || !holds(s, i)) continue;
       if (avail[i] < bestAvail) {
         best = i;
         bestAvail = avail[i];
-        if (bestAvail <= 1) break;
+        ties = 1;
+      } else if (avail[i] === bestAvail && Math.random() * ++ties < 1) {
+        best = i;
       }
     }
     if (best >= 0) return best;
