@@ -137,6 +137,32 @@ describe('hostile input', () => {
     });
   });
 
+  describe('aborted uploads', () => {
+    it('a client that hangs up mid-upload leaves no catalogue row and no temp file', async () => {
+      const before = await fileCount();
+      const url = new URL(tc.url);
+      const sock = connect({ host: url.hostname, port: Number(url.port), ca: tc.certPem, checkServerIdentity: () => undefined });
+      await new Promise<void>((resolve, reject) => {
+        sock.once('secureConnect', () => resolve());
+        sock.once('error', reject);
+      });
+      sock.write(
+        `POST /api/v1/groups/lab/files?name=cut.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${member}\r\n` +
+          `Content-Type: application/octet-stream\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`,
+      );
+      const chunk = Buffer.alloc(1024 * 1024, 1);
+      for (let i = 0; i < 8; i++) await new Promise<void>((r) => sock.write(chunk, () => r()));
+      const tmp = join(tc.dataDir, 'tmp');
+      for (let i = 0; i < 200 && (await readdir(tmp)).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal((await readdir(tmp)).length, 1, 'the upload was streaming into a temp file');
+      sock.destroy();
+      for (let i = 0; i < 200 && (await readdir(tmp)).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.deepEqual(await readdir(tmp), []);
+      assert.equal(await fileCount(), before);
+      assert.equal((await api('GET', '/info')).status, 200);
+    });
+  });
+
   describe('passwords', () => {
     it('answers 401 for a wrong password, then 429 with Retry-After, and still serves others', async () => {
       const wrong = { json: { username: 'mallory', password: 'not-the-password' } };
