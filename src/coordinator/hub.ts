@@ -151,8 +151,11 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       close: (code, reason) => conn.socket.close(code, reason),
     };
     conn.agent = agent;
-    for (const sha of msg.holdings) {
-      if (await store.getBlob(sha)) await store.setHolder(sha, agent.agentId, true);
+    // Only files the user may fetch: a holder is handed other members' tickets, so claiming a file one cannot
+    // read would be a way to collect tickets for it.
+    if (msg.holdings.length) {
+      const allowed = await deliveries.fetchable(conn.user.id);
+      for (const sha of msg.holdings) if (allowed.has(sha)) await store.setHolder(sha, agent.agentId, true);
     }
     await presence.connect(agent);
     await deliveries.agentOnline(agent);

@@ -79,6 +79,8 @@ export interface DeliveryService {
   holdersFor(fileId: string, userId: string, exceptAgentId?: string): Promise<{ ticket: string; holders: Holder[]; manifest: Manifest; file: CatalogueFile }>;
   /** Whether `userId` may fetch the file with sha256 (used by the coordinator's piece server on top of the ticket). */
   mayFetch(userId: string, sha256: string): Promise<boolean>;
+  /** Content hashes `userId` may fetch: their groups' files and the 1:1 sends to them. */
+  fetchable(userId: string): Promise<Set<string>>;
   /** An agent said hello: offer it everything pending for its user. */
   agentOnline(agent: LiveAgent): Promise<void>;
   /** An agent went away: what it was receiving goes back to pending unless another agent of the user has it. */
@@ -336,7 +338,8 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
     if (msg.type === 'progress') {
       const live = agent.receiving.get(d.id);
       if (live) Object.assign(live, { bytes: msg.bytes, rate: msg.rate, transport: msg.transport });
-      if (r.state === 'delivered' || d.cancelled) return;
+      // Only a delivery under way moves; a late report after a failure or a removal changes nothing.
+      if ((r.state !== 'receiving' && r.state !== 'pending') || d.cancelled) return;
       await setRecipient(d, { ...r, state: 'receiving', bytes: msg.bytes, rate: msg.rate, transport: msg.transport, updatedAt: now });
       return;
     }
@@ -487,18 +490,10 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
 
     async mayFetch(userId, sha256) {
       // A ticket names a content hash; the same bytes may sit in several groups or sends.
-      const user = await store.getUserById(userId);
-      if (!user) return false;
-      for (const g of await store.listGroupsOfUser(userId)) {
-        if ((await store.listFiles(g.id, {})).some((f) => f.sha256 === sha256)) return true;
-      }
-      for (const r of await store.listRecipients({ userId })) {
-        const d = await store.getDelivery(r.deliveryId);
-        if (!d || d.cancelled || d.groupId !== null) continue;
-        if ((await store.getFile(d.fileId))?.sha256 === sha256) return true;
-      }
-      return false;
+      return (await fetchable(userId)).has(sha256);
     },
+
+    fetchable,
 
     agentOnline: (agent) => track(offerAllForUser(agent.userId)),
 
@@ -564,6 +559,20 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       }
     },
   };
+
+  async function fetchable(userId: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (!(await store.getUserById(userId))) return out;
+    for (const g of await store.listGroupsOfUser(userId)) {
+      for (const f of await store.listFiles(g.id, {})) out.add(f.sha256);
+    }
+    for (const d of await store.listDeliveries({ targetUserId: userId })) {
+      if (d.cancelled || d.groupId !== null) continue;
+      const f = await store.getFile(d.fileId);
+      if (f) out.add(f.sha256);
+    }
+    return out;
+  }
 
   async function mayFetchFile(file: FileRow, userId: string): Promise<boolean> {
     if (file.groupId !== null) return (await store.getMembership(file.groupId, userId)) !== undefined;
