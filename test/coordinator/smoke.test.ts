@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { startTestCoordinator, codeOf, type TestCoordinator } from './harness.ts';
+import { createToken } from '../../src/crypto/token.ts';
 
 describe('coordinator basics', () => {
   let tc: TestCoordinator;
@@ -63,6 +64,26 @@ describe('coordinator basics', () => {
     const audit = await c.call('GET', '/api/v1/audit', { token: admin });
     const actions = (audit.body as { entries: { action: string }[] }).entries.map((e) => e.action);
     for (const a of ['group.create', 'join.approve', 'file.share']) assert.ok(actions.includes(a), a);
+  });
+
+  it('refuses an expired session with 401 SESSION_EXPIRED', async () => {
+    const admin = await tc.store.getUserByName('admin');
+    assert.ok(admin);
+    const t = createToken(Date.now() - 10_000, 5_000);
+    await tc.store.createSession({ tokenHash: t.tokenHash, userId: admin.id, createdAt: t.createdAt, expiresAt: t.expiresAt });
+    const a = await tc.client.call('GET', '/api/v1/auth/me', { token: t.token });
+    assert.equal(a.status, 401);
+    assert.equal(codeOf(a), 'SESSION_EXPIRED');
+  });
+
+  it('answers HEAD on a download with the length and no body', async () => {
+    const c = tc.client;
+    const files = await c.call('GET', '/api/v1/groups/lab/files', { token: tc.adminToken });
+    const [f] = (files.body as { files: { id: string; size: number }[] }).files;
+    const h = await c.call('HEAD', `/api/v1/groups/lab/files/${f.id}/content`, { token: tc.adminToken });
+    assert.equal(h.status, 200);
+    assert.equal(h.headers['content-length'], String(f.size));
+    assert.equal(h.bytes.length, 0);
   });
 
   it('serves OpenAPI at /api/docs', async () => {
