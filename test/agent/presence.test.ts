@@ -142,6 +142,58 @@ describe('presence', () => {
       ws.close();
     });
 
+    it('an agent id that belongs to another user is refused with the forbidden close code', async () => {
+      const taken = (await tc.store.listAgents({})).find((a) => a.name === 'eve-laptop');
+      assert.ok(taken, 'eve-laptop known from the first test');
+      const other = await makeUser(tc, 'oscar');
+      const ws = open({ authorization: `Bearer ${other}` });
+      ws.on('message', (d) => {
+        if (JSON.parse(d.toString()).type === 'welcome') {
+          ws.send(JSON.stringify({ type: 'hello', agentId: taken.id, name: 'imposter', version: '0', listenUrl: null, fingerprint: null, holdings: [] }));
+        }
+      });
+      const code = await new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)));
+      assert.equal(code, WsClose.FORBIDDEN);
+      assert.equal((await tc.store.getAgent(taken.id))?.userId, taken.userId);
+    });
+
+    it('viewers get the events they may see: a 1:1 send reaches its sender and recipient, not others', async () => {
+      const viewer = async (token: string) => {
+        const ws = open({ authorization: `Bearer ${token}` });
+        const events: Array<{ kind: string; deliveryId?: string; state?: string }> = [];
+        ws.on('message', (d) => {
+          const m = JSON.parse(d.toString()) as { type: string; event?: { kind: string } };
+          if (m.type === 'event') events.push(m.event!);
+        });
+        await new Promise<void>((resolve, reject) => {
+          ws.once('open', () => resolve());
+          ws.once('error', reject);
+        });
+        return { ws, events };
+      };
+      const sam = await makeUser(tc, 'sam');
+      const tia = await makeUser(tc, 'tia');
+      const [samView, tiaView, eveView] = [await viewer(sam), await viewer(tia), await viewer(eveToken)];
+      const tiaAgent = await startAgent(tc, tia, { name: 'tia-box' });
+      try {
+        const sent = await tc.client.call('POST', '/api/v1/direct?to=tia&name=hello.txt', { token: sam, raw: Buffer.from('hi tia') });
+        assert.equal(sent.status, 200);
+        const deliveryId = (sent.body as { delivery: { id: string } }).delivery.id;
+        const delivered = (v: { events: Array<{ kind: string; deliveryId?: string; state?: string }> }) =>
+          v.events.some((e) => e.kind === 'recipient' && e.deliveryId === deliveryId && e.state === 'delivered');
+        await waitFor('sam sees it delivered', async () => delivered(samView));
+        await waitFor('tia sees it delivered', async () => delivered(tiaView));
+        assert.ok(samView.events.some((e) => e.kind === 'delivery' && e.deliveryId === deliveryId), 'the sender sees the delivery created');
+        // An event eve may see, published after the others: once it is there, the earlier ones were decided.
+        assert.equal((await tc.client.call('POST', '/api/v1/groups', { token: tc.adminToken, json: { name: 'marker' } })).status, 200);
+        await waitFor('eve sees the new group', async () => eveView.events.some((e) => e.kind === 'group'));
+        assert.ok(!eveView.events.some((e) => e.deliveryId === deliveryId), 'eve sees nothing of the 1:1 send');
+      } finally {
+        await tiaAgent.close();
+      }
+      for (const v of [samView, tiaView, eveView]) v.ws.close();
+    });
+
     it('closes on a malformed or oversized message with a clear code, and keeps serving', async () => {
       const closeCode = async (payload: string) => {
         const ws = open({ authorization: `Bearer ${eveToken}` });
