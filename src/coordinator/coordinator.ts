@@ -124,6 +124,11 @@ async function buildApp(ctx: CoordinatorContext, tls: { cert: string; key: strin
     return payload;
   });
 
+  // One line per request at debug; never headers or bodies (tokens, passwords).
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.logger.debug('request', { method: req.method, route: req.routeOptions.url ?? req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime), address: req.ip });
+  });
+
   await registerOpenApi(app, { version: ctx.version });
 
   registerAuthRoutes(app, ctx);
