@@ -188,6 +188,20 @@ describe('hostile input', () => {
       assert.equal((await api('GET', '/auth/me', { token: member })).status, 200);
     });
 
+    it('limits failures per address across usernames', async () => {
+      const strict = await startTestCoordinator({ options: { loginFailuresPerAddress: 3 } });
+      try {
+        const statuses = [];
+        for (const u of ['ann', 'ben', 'cat', 'dan']) {
+          const a = await strict.client.call('POST', '/api/v1/auth/login', { json: { username: u, password: 'guessing-here' } });
+          statuses.push(a.status);
+        }
+        assert.deepEqual(statuses, [401, 401, 401, 429]);
+      } finally {
+        await strict.close();
+      }
+    });
+
     it('never returns password hashes', async () => {
       const a = await api('GET', '/users', { token: tc.adminToken });
       assert.equal(a.status, 200);
