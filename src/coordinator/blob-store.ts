@@ -49,6 +49,12 @@ export interface BlobStore {
   isPinned(sha256: string): boolean;
   /** Deletes a blob's bytes (missing is fine). */
   remove(sha256: string): Promise<void>;
+  /**
+   * Garbage-collects one blob: unless an upload of the same bytes is in progress, runs `deleteRow` (which
+   * answers whether the catalogue row went away) and then deletes the bytes. Serialised per blob with the
+   * final step of ingest(), so a share racing the collector never ends up with a row and no bytes.
+   */
+  collect(sha256: string, deleteRow: () => Promise<boolean>): Promise<boolean>;
   /** Deletes every leftover temp file; returns how many. */
   cleanTmp(): Promise<number>;
 }
@@ -137,6 +143,18 @@ export function createBlobStore(deps: { logger: Logger }, options: { dataDir: st
   const dir = join(options.dataDir, 'blobs');
   const tmpDir = join(options.dataDir, 'tmp');
   const pinned = new Map<string, number>();
+  const locks = new Map<string, Promise<unknown>>();
+  /** Runs `fn` after every earlier locked step for the same blob. */
+  const withLock = <T>(sha256: string, fn: () => Promise<T>): Promise<T> => {
+    const prev = locks.get(sha256) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    locks.set(sha256, settled);
+    void settled.then(() => {
+      if (locks.get(sha256) === settled) locks.delete(sha256);
+    });
+    return next;
+  };
   const log = deps.logger;
 
   const pathOf = (sha256: string): string => {
@@ -187,16 +205,18 @@ export function createBlobStore(deps: { logger: Logger }, options: { dataDir: st
       }
       const pieces = await hasher.pieces();
       const sha256 = hasher.whole.digest('hex');
-      pinned.set(sha256, (pinned.get(sha256) ?? 0) + 1);
-      try {
-        const target = pathOf(sha256);
-        if (await exists(target)) await unlink(tmp);
-        else await rename(tmp, target);
-      } catch (err) {
-        pinned.set(sha256, (pinned.get(sha256) ?? 1) - 1);
-        await rm(tmp, { force: true });
-        throw err;
-      }
+      await withLock(sha256, async () => {
+        pinned.set(sha256, (pinned.get(sha256) ?? 0) + 1);
+        try {
+          const target = pathOf(sha256);
+          if (await exists(target)) await unlink(tmp);
+          else await rename(tmp, target);
+        } catch (err) {
+          pinned.set(sha256, (pinned.get(sha256) ?? 1) - 1);
+          await rm(tmp, { force: true });
+          throw err;
+        }
+      });
       let released = false;
       log.debug('blob stored', { sha256, size: hasher.size });
       return {
@@ -215,6 +235,14 @@ export function createBlobStore(deps: { logger: Logger }, options: { dataDir: st
     },
     async remove(sha256) {
       await rm(pathOf(sha256), { force: true });
+    },
+    collect(sha256, deleteRow) {
+      return withLock(sha256, async () => {
+        if ((pinned.get(sha256) ?? 0) > 0) return false;
+        if (!(await deleteRow())) return false;
+        await rm(pathOf(sha256), { force: true });
+        return true;
+      });
     },
     async cleanTmp() {
       let names: string[];

@@ -199,9 +199,8 @@ export function createCoordinator(deps: { store: Store; logger: Logger }, option
     const collectGarbage = async () => {
       try {
         for (const sha of await store.listOrphanBlobs()) {
-          if (blobs.isPinned(sha)) continue;
-          // deleteBlob re-checks orphanhood in the database, so a share racing with us keeps its bytes.
-          if (await store.deleteBlob(sha)) await blobs.remove(sha);
+          // deleteBlob re-checks orphanhood in the database; collect() skips bytes an upload is finishing.
+          await blobs.collect(sha, () => store.deleteBlob(sha));
         }
       } catch (err) {
         logger.warn('blob garbage collection failed', { err });
