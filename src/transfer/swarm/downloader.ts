@@ -100,6 +100,8 @@ interface HolderState {
   bytes: number;
   lastRefresh: number;
   refreshing: boolean;
+  /** Times the holder said it started sending each piece (to anyone), plus our own requests since. */
+  sent: Uint8Array | null;
 }
 
 interface InFlight {
@@ -154,6 +156,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     bytes: 0,
     lastRefresh: 0,
     refreshing: false,
+    sent: null,
   }));
   if (states.length === 0 && want.size > 0) throw new ShoalError(ErrorCode.PEER_FAILED, 'no holder to download from');
 
@@ -224,18 +227,20 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const holds = (s: HolderState, i: number) => !s.have || s.have.has(i);
 
   const pick = (s: HolderState): number | null => {
-    // Rarest first, ties broken at random (reservoir sampling): receivers that fetch from the same sharer
-    // at the same time then mostly ask it for different pieces, which they can later trade.
+    // Rarest first; among equally rare pieces, the ones this holder has sent least (its `sent` hint), then
+    // at random (reservoir sampling): receivers that fetch from one sharer at the same time then mostly ask
+    // it for different pieces, which they later trade among themselves.
     let best = -1;
-    let bestAvail = Infinity;
+    let bestKey = Infinity;
     let ties = 0;
     for (const i of want) {
       if (inflight.has(i) || !holds(s, i)) continue;
-      if (avail[i] < bestAvail) {
+      const key = avail[i] * 256 + (s.sent ? s.sent[i] : 0);
+      if (key < bestKey) {
         best = i;
-        bestAvail = avail[i];
+        bestKey = key;
         ties = 1;
-      } else if (avail[i] === bestAvail && Math.random() * ++ties < 1) {
+      } else if (key === bestKey && Math.random() * ++ties < 1) {
         best = i;
       }
     }
@@ -246,8 +251,10 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     const now = Date.now();
     const patience = Math.max(500, 2 * pieceMs);
     let oldest = Infinity;
-    for (const [i, list] of inflight) {
-      if (!holds(s, i) || list.some((f) => f.holder === s) || list.length >= 2) continue;
+    for (const [i, all] of inflight) {
+      // Requests cancelled because the piece arrived stay listed until they unwind: not candidates.
+      const list = all.filter((f) => !f.cancelled);
+      if (!want.has(i) || list.length === 0 || !holds(s, i) || list.some((f) => f.holder === s) || list.length >= 2) continue;
       if (now - list[0].startedAt > patience && list[0].startedAt < oldest) {
         best = i;
         oldest = list[0].startedAt;
@@ -325,6 +332,10 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         const body = JSON.parse(text) as HaveResponse;
         if (body.pieceCount !== count) throw new ShoalError(ErrorCode.PEER_FAILED, 'holder has another piece count');
         const next = Bitfield.fromBase64Url(count, body.have);
+        if (typeof body.sent === 'string' && body.sent.length <= Math.ceil((count * 4) / 3) + 4) {
+          const sent = Buffer.from(body.sent, 'base64url');
+          if (sent.length === count) s.sent = new Uint8Array(sent);
+        }
         if (!s.dropped) {
           for (let i = 0; i < count; i++) avail[i] += (next.has(i) ? 1 : 0) - (holds(s, i) ? 1 : 0);
           s.have = next;
@@ -365,6 +376,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const start = (s: HolderState, index: number) => {
     const f: InFlight = { holder: s, index, ticket, startedAt: Date.now(), controller: new AbortController(), cancelled: false };
     inflight.set(index, [...(inflight.get(index) ?? []), f]);
+    if (s.sent && s.sent[index] < 255) s.sent[index]++;
+    log.trace('piece request', { holder: s.holder.id, index, requests: inflight.get(index)!.length });
     s.active++;
     const p = fetchPiece(f)
       .then(async (bytes) => {
@@ -496,7 +509,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     if (want.size > 0) {
       for (const s of states) void loadHave(s);
       haveTimer = setInterval(() => {
-        for (const s of live()) if (s.ready && s.have && !s.have.complete) void loadHave(s);
+        for (const s of live()) if (s.ready && s.have && (!s.have.complete || s.sent)) void loadHave(s);
       }, Math.max(100, options.haveRefreshMs ?? 2000));
       // Re-run the scheduler now and then: end-game duplicates become due with time, not with events.
       tickTimer = setInterval(pump, 250);

@@ -28,6 +28,34 @@ export interface HaveResponse {
   pieceCount: number;
   /** base64url bitfield, most significant bit first. */
   have: string;
+  /** base64url of one byte per piece: how many times this holder started sending it (saturating at 255).
+   * Downloaders prefer the pieces a holder has sent least, so receivers sharing one sharer ask it for
+   * different pieces and trade the rest among themselves. Optional. */
+  sent?: string;
+}
+
+/** Per-file counts of pieces started, behind `HaveResponse.sent`. */
+export interface SendCounter {
+  started(sha256: string, index: number, pieceCount: number): void;
+  get(sha256: string): Uint8Array | null;
+}
+
+/** A SendCounter remembering at most `maxFiles` files (least recently used dropped). */
+export function createSendCounter(maxFiles = 256): SendCounter {
+  const files = new Map<string, Uint8Array>();
+  return {
+    started(sha256, index, pieceCount) {
+      let c = files.get(sha256);
+      if (!c || c.length !== pieceCount) c = new Uint8Array(pieceCount);
+      files.delete(sha256);
+      files.set(sha256, c);
+      if (files.size > maxFiles) files.delete(files.keys().next().value!);
+      if (c[index] < 255) c[index]++;
+    },
+    get(sha256) {
+      return files.get(sha256) ?? null;
+    },
+  };
 }
 
 /** One piece answer, reported after it ended (completely or not). */
@@ -59,6 +87,8 @@ export interface PieceHandlerOptions {
   prefix?: string;
   /** Shared upload pacer (see createUploadPacer): caps what all answers together send, bytes/s. */
   pacer?: UploadPacer;
+  /** Counts pieces sent per file for the `sent` hint (createPieceServer makes one). */
+  sendCounter?: SendCounter;
   /** Clock for ticket expiry, ms since the epoch (tests). */
   now?: () => number;
 }
@@ -107,7 +137,8 @@ export async function handlePieceRequest(
 
     if (rest.length === 1) {
       const bits = (await deps.source.bitfield?.(sha256)) ?? (await buildBitfield(deps.source, sha256, count));
-      const body: HaveResponse = { sha256, pieceCount: count, have: bits.toBase64Url() };
+      const sent = options.sendCounter?.get(sha256);
+      const body: HaveResponse = { sha256, pieceCount: count, have: bits.toBase64Url(), ...(sent ? { sent: Buffer.from(sent).toString('base64url') } : {}) };
       sendJson(res, 200, body, req.method === 'HEAD');
       return true;
     }
@@ -130,6 +161,7 @@ export async function handlePieceRequest(
       return true;
     }
     let bytes = 0;
+    if (range.start === 0) options.sendCounter?.started(sha256, index, count);
     const pacer = options.pacer;
     const stream = createReadStream(held.path, { start, end: start + length - 1, highWaterMark: pacer ? 64 * 1024 : 256 * 1024 });
     stream.on('data', (c: string | Buffer) => {
@@ -227,6 +259,7 @@ export function createPieceServer(deps: PieceHandlerDeps, options: PieceServerOp
   const log = deps.logger.child('swarm:piece-server');
   const handlerDeps: PieceHandlerDeps = { ...deps, publicKey: importTicketPublicKey(deps.publicKey), logger: log };
   const handlerOptions: PieceHandlerOptions = {
+    sendCounter: createSendCounter(),
     ...options,
     pacer: options.pacer ?? (options.uploadBytesPerSecond ? createUploadPacer(options.uploadBytesPerSecond) : undefined),
   };
