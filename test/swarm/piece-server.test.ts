@@ -66,6 +66,8 @@ describe('piece server', () => {
     const body = JSON.parse(r.body.toString());
     assert.equal(body.pieceCount, 4);
     assert.equal(Bitfield.fromBase64Url(4, body.have).count, 4);
+    // Pieces 1 and 3 were sent whole above; the range request into piece 2 does not count as a send.
+    assert.deepEqual([...Buffer.from(body.sent, 'base64url')], [0, 1, 0, 1]);
   });
 
   it('refuses a request without a ticket', async () => {
