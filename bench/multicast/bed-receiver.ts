@@ -42,8 +42,9 @@ const server = http.createServer((req, res) => {
     return;
   }
   if (url.pathname === '/bye') {
+    // The sender is done; the last chunks may still be on their way to disk and being verified.
     res.end('bye');
-    void shutdown(0);
+    void Promise.race([finished, new Promise((r) => setTimeout(r, 60_000))]).then(() => shutdown(0));
     return;
   }
   res.statusCode = 404;

@@ -130,10 +130,10 @@ async function peers(): Promise<void> {
               PEERS_RECV_CMD: `cd ${root} && ${node} bench/multicast/bed-receiver.ts ${cfgPath} "$K" exit`,
               PEERS_SEND_CMD: `cd ${root} && ${node} bench/multicast/bed-sender.ts ${cfgPath}`,
             };
-            await sh('case', 'cmd', String(n), String(loss));
+            await sh('case', 'cmd', String(n), String(loss)).catch((err: unknown) => console.log(`shoal N=${n} loss=${loss}: ${String(err)}`));
             extraEnv = {};
           } else {
-            await sh('case', tool, String(n), String(loss));
+            await sh('case', tool, String(n), String(loss)).catch((err: unknown) => console.log(`${tool} N=${n} loss=${loss}: ${String(err)}`));
           }
         }
       }
