@@ -108,7 +108,9 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
   let stderr = '';
   const outcomes: ReceiverOutcome[] = Array.from({ length: o.n }, (_, i) => ({ k: i + 1, done: false }));
   const exec = (ns: string, script: string, ...args: string[]) => {
-    const child = spawn('bash', [testbedScript, 'exec', ns, process.execPath, '--import', 'tsx', join(here, script), ...args], { env: o.env, cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    // SHOAL_BED_PROF=DIR writes a CPU profile of every bed process into DIR (for tuning).
+    const prof = process.env.SHOAL_BED_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SHOAL_BED_PROF}`] : [];
+    const child = spawn('bash', [testbedScript, 'exec', ns, process.execPath, ...prof, '--import', 'tsx', join(here, script), ...args], { env: o.env, cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stderr!.on('data', (d: Buffer) => { if (stderr.length < 20_000) stderr += d.toString(); });
     children.push(child);
     return child;
