@@ -121,6 +121,32 @@ describe('multicast over loopback', () => {
     assert.ok(createChunkSealer(key, wireTransferId('tx-secret')).open(0, 0, sealed).equals(src.bytes.subarray(0, chunkSize)));
   });
 
+  it('refuses to resend a chunk whose bytes changed on disk since pass 1 (a nonce never covers two plaintexts)', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const { open } = await import('node:fs/promises');
+    const { ErrorCode, isShoalError } = await import('../../src/protocol/errors.ts');
+    const src = await randomFile(work.dir, 'changing.bin', 2 * MiB, MiB);
+    const group = nextGroup();
+    const port = await freePort();
+    const key = randomBytes(32);
+    const rx = await makeReceiver('lossy', src.manifest, group, port, key, 'tx-change', { simulateLossRate: 0.05 });
+    t.after(() => rx.receiver.stop());
+    const collect = collector(() => [rx]);
+    const sender = createMulticastSender({
+      logger: silentLogger,
+      collectStatus: async (pass, signal) => {
+        const statuses = await collect(pass, signal);
+        // Rewrite the whole file between passes: every repair would reuse a nonce over new bytes.
+        const fh = await open(src.path, 'r+');
+        await fh.write(randomBytes(src.manifest.size), 0, src.manifest.size, 0);
+        await fh.close();
+        return statuses;
+      },
+    }, senderOptions(src.path, src.manifest, group, port, key, 'tx-change', 100e6));
+    await assert.rejects(sender.run(AbortSignal.timeout(60_000)), (e) => isShoalError(e, ErrorCode.HASH_MISMATCH));
+    assert.equal(rx.partial.complete, false);
+  });
+
   it('lets a receiver stopped mid-transfer resume from its verified pieces instead of starting over', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const src = await randomFile(work.dir, 'resume.bin', 8 * MiB, MiB);
