@@ -27,9 +27,12 @@ import {
   type OfferMsg,
   type ServerMessage,
 } from '../protocol/events.ts';
+
+type MulticastStartMsg = Extract<ServerMessage, { type: 'multicast-start' }>;
 import { Limits } from '../protocol/limits.ts';
 import { openPartialFile, type PartialFile } from '../transfer/pieces/partial-file.ts';
 import { safeBaseName } from '../transfer/pieces/safe-base-name.ts';
+import { createMulticastReceiver, type MulticastReceiver } from '../transfer/multicast/receiver.ts';
 import { downloadFile, type Holder as SwarmHolder } from '../transfer/swarm/downloader.ts';
 import { createPieceServer, type PieceServer } from '../transfer/swarm/piece-server.ts';
 import { createPieceRegistry, type PieceRegistry } from '../transfer/swarm/piece-source.ts';
@@ -56,6 +59,10 @@ export interface AgentOptions {
   maxBackoffMs?: number;
   /** Agent version reported in hello. */
   version?: string;
+  /** Local interface address to join multicast groups on (default: the kernel's choice). */
+  multicastInterface?: string;
+  /** A multicast transfer that brings no datagram within this many ms is left for the swarm (default 5000). */
+  multicastNoDataMs?: number;
 }
 
 export interface AgentStatus {
@@ -149,6 +156,12 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
   let reconnectTimer: NodeJS.Timeout | undefined;
   let heartbeatTimer: NodeJS.Timeout | undefined;
   const running = new Map<string, Running>();
+  /** Multicast transfers announced by the coordinator, by transfer id (a few at most). */
+  const multicastStarts = new Map<string, MulticastStartMsg>();
+  /** Receivers joined now, by transfer id: they answer the sender's status requests. */
+  const receivers = new Map<string, MulticastReceiver>();
+  /** Transfers announced whose receiver is not running yet. */
+  const joining = new Set<string>();
   let fetcher: NodeFetch | undefined;
   const api = () => {
     fetcher ??= createNodeFetch({ fingerprint: options.fingerprint });
@@ -216,6 +229,15 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
         list
           .filter((h) => h.id !== state!.agentId)
           .map((h) => (h.url === null ? { id: h.id, url: serverUrl, fingerprint: options.fingerprint ?? null } : { id: h.id, url: h.url, fingerprint: h.fingerprint }));
+      let transport = 'swarm';
+      const mc = offer.transferId ? multicastStarts.get(offer.transferId) : undefined;
+      if (offer.transferId && (!mc || partial.complete || mc.manifest.sha256 !== manifest.sha256)) joining.delete(offer.transferId);
+      if (mc && !partial.complete && mc.manifest.sha256 === manifest.sha256) {
+        const before = partial.bytesVerified;
+        const whole = await receiveMulticast(mc, partial, deliveryId, signal);
+        if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'delivery aborted');
+        transport = whole ? 'multicast' : partial.bytesVerified > before ? 'repair' : 'swarm';
+      }
       let holders = toSwarm(offer.holders);
       let ticket = offer.ticket;
       const started = Date.now();
@@ -239,7 +261,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
             signal,
             logger: log,
             progressIntervalMs: 500,
-            onProgress: (p) => send({ type: 'progress', deliveryId, bytes: p.bytes, rate: p.rate, transport: 'swarm' }),
+            onProgress: (p) => send({ type: 'progress', deliveryId, bytes: p.bytes, rate: p.rate, transport: transport === 'swarm' ? 'swarm' : 'repair' }),
           });
           break;
         } catch (err) {
@@ -256,7 +278,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       registry!.addFile(manifest, finalPath);
       state!.putHeld({ sha256: manifest.sha256, path: finalPath, manifest });
       const detail = {
-        transport: 'swarm',
+        transport,
         path: finalPath,
         ms: Date.now() - started,
         piecesFetched: result.piecesFetched,
@@ -280,9 +302,89 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     }
   }
 
+  /**
+   * Receives a multicast transfer into `partial` until it is complete (true), or until no datagram came
+   * within multicastNoDataMs, the receiver could not join, or `signal` fired (false). Meanwhile it answers the
+   * sender's status requests and reports progress.
+   */
+  async function receiveMulticast(mc: MulticastStartMsg, partial: PartialFile, deliveryId: string, signal: AbortSignal): Promise<boolean> {
+    let receiver: MulticastReceiver;
+    try {
+      receiver = createMulticastReceiver(
+        { logger: log, partial },
+        {
+          address: mc.address,
+          port: mc.port,
+          interface: options.multicastInterface,
+          key: Buffer.from(mc.key, 'base64'),
+          transferId: mc.transferId,
+          manifest: mc.manifest,
+          chunkSize: mc.chunkSize,
+          receiverId: state!.agentId,
+        },
+      );
+      await receiver.start();
+    } catch (err) {
+      joining.delete(mc.transferId);
+      log.warn('cannot join the multicast group; using the swarm', { group: mc.address, port: mc.port, err });
+      return false;
+    }
+    receivers.set(mc.transferId, receiver);
+    joining.delete(mc.transferId);
+    const inner = new AbortController();
+    const onAbort = () => inner.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let lastBytes = partial.bytesVerified;
+    let lastAt = Date.now();
+    const progress = setInterval(() => {
+      const now = Date.now();
+      const rate = ((partial.bytesVerified - lastBytes) * 1000) / Math.max(1, now - lastAt);
+      lastBytes = partial.bytesVerified;
+      lastAt = now;
+      send({ type: 'progress', deliveryId, bytes: partial.bytesVerified, rate: Math.round(rate), transport: 'multicast' });
+    }, 500);
+    const noData = setTimeout(() => {
+      if (receiver.stats.firstDataAt === null) {
+        log.warn('no multicast datagram arrived; using the swarm', { transferId: mc.transferId });
+        inner.abort();
+      }
+    }, options.multicastNoDataMs ?? 5000);
+    try {
+      await receiver.whenComplete(inner.signal);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearInterval(progress);
+      clearTimeout(noData);
+      signal.removeEventListener('abort', onAbort);
+      receivers.delete(mc.transferId);
+      await receiver.stop().catch(() => undefined);
+    }
+  }
+
+  function onMulticastStatusRequest(transferId: string): void {
+    const receiver = receivers.get(transferId);
+    const mc = multicastStarts.get(transferId);
+    if (!receiver && mc && joining.has(transferId)) {
+      // Announced but not joined yet: everything is still missing.
+      const chunks = Math.ceil(mc.manifest.size / mc.chunkSize);
+      send({ type: 'multicast-status', transferId, missing: chunks > 0 ? [[0, chunks]] : [], received: 0, lossRate: 1 });
+      return;
+    }
+    if (!receiver) {
+      // Not (or no longer) receiving this transfer by multicast: nothing to resend for us.
+      send({ type: 'multicast-status', transferId, missing: [], received: 0, lossRate: 0 });
+      return;
+    }
+    const st = receiver.status();
+    send({ type: 'multicast-status', transferId, missing: st.missing, partial: st.partial, received: st.received, lossRate: Math.min(1, Math.max(0, st.lossRate)) });
+  }
+
   function onOffer(offer: OfferMsg): void {
     const known = state!.getDelivery(offer.deliveryId);
     if (known?.state === 'done' && known.finalPath && existsSync(known.finalPath)) {
+      if (offer.transferId) joining.delete(offer.transferId);
       state!.putDelivery({ ...known, reported: false });
       reportCompleted(offer.deliveryId);
       return;
@@ -300,6 +402,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       await previous?.done.catch(() => undefined);
       if (!controller.signal.aborted) await receive(offer, controller.signal, slot);
     })().finally(() => {
+      if (offer.transferId) joining.delete(offer.transferId);
       if (running.get(offer.deliveryId) === slot) running.delete(offer.deliveryId);
     });
   }
@@ -354,9 +457,16 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       case 'error':
         log.warn('coordinator reported an error', { code: msg.code, message: msg.message });
         return;
-      case 'event':
       case 'multicast-start':
+        multicastStarts.set(msg.transferId, msg);
+        joining.add(msg.transferId);
+        // Only the latest few matter: an offer names its transfer right after the start.
+        for (const id of multicastStarts.keys()) if (multicastStarts.size > 16) multicastStarts.delete(id);
+        return;
       case 'multicast-status-request':
+        onMulticastStatusRequest(msg.transferId);
+        return;
+      case 'event':
         return;
     }
   }

@@ -136,6 +136,8 @@ export const OfferMsg = z.object({
   /** Signed ticket for every holder's piece server. */
   ticket: z.string().max(4096),
   holders: z.array(Holder).max(1000),
+  /** Set when the file comes by multicast first (a `multicast-start` with this id came just before). */
+  transferId: Id.optional(),
 });
 export const ProbeMsg = z.object({ type: z.literal('probe'), probeId: Id });
 export const CancelMsg = z.object({ type: z.literal('cancel'), deliveryId: Id, reason: ShortText });

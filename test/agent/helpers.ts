@@ -96,7 +96,7 @@ export interface TestAgent {
 export async function startAgent(
   tc: { url: string; fingerprint: string },
   token: string,
-  opts: { name?: string; dirs?: { downloadDir: string; stateDir: string }; streams?: number } = {},
+  opts: { name?: string; dirs?: { downloadDir: string; stateDir: string }; streams?: number; multicastInterface?: string } = {},
 ): Promise<TestAgent> {
   const root = opts.dirs ? undefined : await mkdtemp(join(tmpdir(), 'shoal-agent-'));
   const downloadDir = opts.dirs?.downloadDir ?? join(root!, 'downloads');
@@ -104,7 +104,7 @@ export async function startAgent(
   const make = () =>
     createAgent(
       { logger: silentLogger },
-      { serverUrl: tc.url, fingerprint: tc.fingerprint, token, downloadDir, stateDir, name: opts.name ?? 'test-agent', listen: '127.0.0.1:0', streams: opts.streams, maxBackoffMs: 1000 },
+      { serverUrl: tc.url, fingerprint: tc.fingerprint, token, downloadDir, stateDir, name: opts.name ?? 'test-agent', listen: '127.0.0.1:0', streams: opts.streams, maxBackoffMs: 1000, multicastInterface: opts.multicastInterface },
     );
   const t: TestAgent = {
     agent: make(),

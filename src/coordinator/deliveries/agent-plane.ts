@@ -15,6 +15,7 @@ import { registerDeliveryRoutes } from '../routes/deliveries.ts';
 import { registerPieceRoutes, type PieceRouteStats } from '../routes/pieces.ts';
 import { registerPresenceRoutes } from '../routes/presence.ts';
 import { createDeliveryService, type DeliveryService } from './delivery-service.ts';
+import { createMulticastService, type MulticastService } from './multicast-service.ts';
 
 export interface AgentPlaneOptions {
   /** Agent heartbeat interval, ms (default SHOAL_HEARTBEAT_MS or Limits.heartbeatMs). */
@@ -25,6 +26,12 @@ export interface AgentPlaneOptions {
   checkTimeoutMs?: number;
   /** Upload cap per piece stream, bytes/s (default none, or SHOAL_PIECE_STREAM_RATE): simulates a slow uplink. */
   pieceStreamRate?: number;
+  /** Multicast for group deliveries with several members online (default on; SHOAL_MULTICAST=off turns it off). */
+  multicast?: boolean;
+  /** Multicast rate ceiling, bits/s (default SHOAL_MULTICAST_RATE_MBIT or 200 Mbit/s). */
+  multicastRateBps?: number;
+  /** Interface address to send multicast from (default SHOAL_MULTICAST_INTERFACE, else the kernel's route). */
+  multicastInterface?: string;
 }
 
 /** The running parts, for the multicast service and tests. */
@@ -33,6 +40,7 @@ export interface AgentPlane {
   deliveries: DeliveryService;
   hub: Hub;
   pieces: PieceRouteStats;
+  multicast: MulticastService | undefined;
 }
 
 declare module 'fastify' {
@@ -85,6 +93,17 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
     },
     { heartbeatMs },
   );
+  const multicastOn = options.multicast ?? process.env.SHOAL_MULTICAST !== 'off';
+  const rateMbit = envMs('SHOAL_MULTICAST_RATE_MBIT');
+  const multicast = multicastOn
+    ? createMulticastService(
+        { logger },
+        {
+          rateBps: options.multicastRateBps ?? (rateMbit ? rateMbit * 1_000_000 : undefined),
+          interface: options.multicastInterface ?? (process.env.SHOAL_MULTICAST_INTERFACE || undefined),
+        },
+      )
+    : undefined;
   const deliveries = createDeliveryService(
     {
       store: ctx.store,
@@ -92,10 +111,12 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
       presence,
       signTicket: (c) => signTicket(ctx.ticketKeys.privateKey, { user: c.userId, sha256: c.sha256, expiresAt: c.expiresAt }),
       publish,
+      multicast,
+      blobPath: (sha256) => ctx.blobs.pathOf(sha256),
     },
     { retryBaseMs: options.retryBaseMs ?? envMs('SHOAL_RETRY_MS'), ticketTtlMs: Limits.ticketTtlMs },
   );
-  const hub = createHub({ store: ctx.store, logger, presence, deliveries }, { heartbeatMs, publicKey, serverVersion: ctx.version });
+  const hub = createHub({ store: ctx.store, logger, presence, deliveries, onMulticastStatus: (a, m) => multicast?.onStatus(a, m) }, { heartbeatMs, publicKey, serverVersion: ctx.version });
   late.deliveries = deliveries;
   late.hub = hub;
   await hub.register(app);
@@ -134,7 +155,7 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
     await presence.stop();
   });
 
-  const plane: AgentPlane = { presence, deliveries: d, hub, pieces };
+  const plane: AgentPlane = { presence, deliveries: d, hub, pieces, multicast };
   app.decorate('agentPlane', plane);
   return plane;
 }

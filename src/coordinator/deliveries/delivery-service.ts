@@ -11,6 +11,7 @@ import type { ClientMessage, Holder, OfferMsg, ShoalEvent } from '../../protocol
 import type { Logger } from '../../logger.ts';
 import type { DeliveryRow, FileRow, RecipientRow, Store } from '../../store/store.ts';
 import type { LiveAgent, Presence } from '../presence.ts';
+import type { MulticastService } from './multicast-service.ts';
 
 /** One file × one recipient, as the pending list shows it. */
 export interface PendingEntry {
@@ -46,6 +47,10 @@ export interface DeliveryServiceDeps {
   signTicket: (claims: { userId: string; sha256: string; expiresAt: number }) => string;
   /** Publishes an event to viewers (the hub filters who may see it). */
   publish: (event: ShoalEvent) => void;
+  /** Multicast transfers for group deliveries with several members online; absent = swarm only. */
+  multicast?: MulticastService;
+  /** Path of a stored blob (what the multicast sender reads). */
+  blobPath?: (sha256: string) => string;
 }
 
 export interface DeliveryServiceOptions {
@@ -57,6 +62,8 @@ export interface DeliveryServiceOptions {
   sweepMs?: number;
   /** Ticket lifetime, ms. */
   ticketTtlMs?: number;
+  /** Fewest online agents for which a delivery goes by multicast (default 2). */
+  multicastMinReceivers?: number;
 }
 
 export interface DeliveryService {
@@ -107,6 +114,9 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
   const retryMaxMs = options.retryMaxMs ?? 10 * 60 * 1000;
   const sweepMs = options.sweepMs ?? 1000;
   const ticketTtlMs = options.ticketTtlMs ?? 10 * 60 * 1000;
+  /** Most receivers of the same delivery named as holders in one offer. */
+  const coReceiverLimit = 16;
+  const multicastMinReceivers = Math.max(2, options.multicastMinReceivers ?? 2);
   let sweeper: NodeJS.Timeout | undefined;
   let sweeping = false;
   let stopped = false;
@@ -152,6 +162,28 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
     return (await store.getMembership(d.groupId, userId)) !== undefined;
   }
 
+  /**
+   * Online agents of other recipients of `d` that are receiving it or about to (at most `coReceiverLimit`,
+   * in random order): receivers of one delivery serve each other the pieces they have verified, so the
+   * sharer's upload is not the only source while nobody has finished.
+   */
+  async function coReceivers(d: DeliveryRow, userId: string): Promise<string[]> {
+    const rows = await store.listRecipients({ deliveryId: d.id, states: ['pending', 'receiving'] });
+    for (let i = rows.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [rows[i], rows[j]] = [rows[j], rows[i]];
+    }
+    const out: string[] = [];
+    for (const r of rows) {
+      if (out.length >= coReceiverLimit) break;
+      if (r.userId === userId) continue;
+      const agents = presence.ofUser(r.userId).filter((a) => a.listenUrl);
+      if (agents.length === 0 || !(await entitled(d, r.userId))) continue;
+      for (const a of agents) out.push(a.agentId);
+    }
+    return out.slice(0, coReceiverLimit);
+  }
+
   function holdersList(sha256: string, agentIds: string[], exceptAgentId?: string): Holder[] {
     const out: Holder[] = [{ id: 'coordinator', url: null, fingerprint: null }];
     for (const id of agentIds) {
@@ -182,25 +214,40 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
     if (announceIt) await announce(d, r);
   }
 
-  /** Offers delivery `d` to every online agent of `userId`; stores `receiving` first. Returns agents offered. */
-  async function offer(d: DeliveryRow, userId: string): Promise<number> {
+  interface Prepared {
+    agents: LiveAgent[];
+    fileName: string;
+    size: number;
+    bytes: number;
+    manifest: Manifest;
+    sha256: string;
+    build(a: LiveAgent, transferId?: string): OfferMsg;
+  }
+
+  /** Checks that `userId` should get `d` now, stores `receiving` (before anyone is told) and builds offers. */
+  async function prepare(d: DeliveryRow, userId: string, transport: string): Promise<Prepared | undefined> {
     const agents = presence.ofUser(userId);
-    if (agents.length === 0 || stopped) return 0;
-    if (!(await entitled(d, userId))) return 0;
+    if (agents.length === 0 || stopped) return undefined;
+    if (!(await entitled(d, userId))) return undefined;
     const file = await store.getFile(d.fileId);
-    if (!file) return 0;
+    if (!file) return undefined;
     const r = await store.getRecipient(d.id, userId);
-    if (!r || r.state === 'delivered') return 0;
+    if (!r || r.state === 'delivered') return undefined;
     const { file: entry, manifest } = await catalogueEntry(file);
     const now = Date.now();
-    const next: RecipientRow = { ...r, state: 'receiving', error: null, nextAttemptAt: null, updatedAt: now };
-    await setRecipient(d, next);
-    const holderIds = await store.listHolders(file.sha256);
+    await setRecipient(d, { ...r, state: 'receiving', transport, error: null, nextAttemptAt: null, updatedAt: now });
+    const holderIds = [...new Set([...(await store.listHolders(file.sha256)), ...(await coReceivers(d, userId))])];
     const ticket = deps.signTicket({ userId, sha256: file.sha256, expiresAt: now + ticketTtlMs });
     const from = await usernameOf(d.createdBy);
     const group = await groupName(d.groupId);
-    for (const a of agents) {
-      const msg: OfferMsg = {
+    return {
+      agents,
+      fileName: file.name,
+      size: file.size,
+      bytes: r.bytes,
+      manifest,
+      sha256: file.sha256,
+      build: (a, transferId) => ({
         type: 'offer',
         deliveryId: d.id,
         group,
@@ -209,16 +256,88 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
         manifest,
         ticket,
         holders: holdersList(file.sha256, holderIds, a.agentId),
-      };
-      try {
-        a.send(msg);
-        a.receiving.set(d.id, { deliveryId: d.id, fileName: file.name, bytes: r.bytes, size: file.size, rate: 0, transport: 'swarm' });
-      } catch (err) {
-        log.warn('could not send an offer', { agentId: a.agentId, deliveryId: d.id, err });
-      }
+        ...(transferId ? { transferId } : {}),
+      }),
+    };
+  }
+
+  function sendOffer(a: LiveAgent, p: Prepared, msg: OfferMsg, transport: string): boolean {
+    try {
+      a.send(msg);
+      a.receiving.set(msg.deliveryId, { deliveryId: msg.deliveryId, fileName: p.fileName, bytes: p.bytes, size: p.size, rate: 0, transport });
+      return true;
+    } catch (err) {
+      log.warn('could not send an offer', { agentId: a.agentId, deliveryId: msg.deliveryId, err });
+      return false;
     }
-    log.info('offered', { deliveryId: d.id, user: userId, agents: agents.length });
-    return agents.length;
+  }
+
+  /** Offers delivery `d` to every online agent of `userId` (swarm); stores `receiving` first. Returns agents offered. */
+  async function offer(d: DeliveryRow, userId: string): Promise<number> {
+    const p = await prepare(d, userId, 'swarm');
+    if (!p) return 0;
+    for (const a of p.agents) sendOffer(a, p, p.build(a), 'swarm');
+    log.info('offered', { deliveryId: d.id, user: userId, agents: p.agents.length });
+    return p.agents.length;
+  }
+
+  /**
+   * Delivers `d` now to the given users: one multicast transfer when enough of their agents are online and
+   * the group's address is free, else (and for whoever multicast leaves short) swarm offers.
+   * Returns the number of agents reached per user.
+   */
+  async function deliverNow(d: DeliveryRow, userIds: string[]): Promise<Map<string, number>> {
+    const reached = new Map<string, number>();
+    const mc = deps.multicast;
+    const group = d.groupId ? await store.getGroupById(d.groupId) : undefined;
+    const online = userIds.filter((u) => presence.ofUser(u).length > 0);
+    if (mc && group && !mc.busy(group.id) && !stopped && online.length >= multicastMinReceivers) {
+      const prepared = new Map<string, Prepared>();
+      for (const u of online) {
+        const p = await prepare(d, u, 'multicast');
+        if (p) prepared.set(u, p);
+      }
+      const agents = [...prepared.values()].flatMap((p) => p.agents);
+      const first = [...prepared.values()][0];
+      const blobPath = first ? deps.blobPath?.(first.sha256) : undefined;
+      if (first && blobPath && agents.length >= multicastMinReceivers) {
+        const ownerOf = new Map<string, string>();
+        for (const [u, p] of prepared) for (const a of p.agents) ownerOf.set(a.agentId, u);
+        for (const [u, p] of prepared) reached.set(u, p.agents.length);
+        const transfer = mc.run(
+          { groupId: group.id, deliveryId: d.id, address: group.multicastAddress, port: group.multicastPort, manifest: first.manifest, path: blobPath, agents },
+          (a, start) => {
+            const p = prepared.get(ownerOf.get(a.agentId)!)!;
+            try {
+              a.send({
+                type: 'multicast-start',
+                transferId: start.transferId,
+                deliveryId: d.id,
+                key: start.key.toString('base64'),
+                address: group.multicastAddress,
+                port: group.multicastPort,
+                manifest: p.manifest,
+                chunkSize: start.chunkSize,
+              });
+            } catch {
+              return false;
+            }
+            return sendOffer(a, p, p.build(a, start.transferId), 'multicast');
+          },
+        );
+        // The sender runs in the background; whoever it leaves short finishes through the swarm.
+        void track(
+          transfer.then(async ({ incomplete }) => {
+            const users = new Set(incomplete.map((id) => ownerOf.get(id)).filter((u): u is string => u !== undefined));
+            for (const u of users) await offer(d, u).catch((err) => log.warn('swarm fallback failed', { err }));
+          }),
+        );
+        return reached;
+      }
+      // Not enough agents after all: the prepared ones get swarm offers below.
+    }
+    for (const u of userIds) reached.set(u, await offer(d, u).catch((err) => (log.warn('offer failed', { err }), 0)));
+    return reached;
   }
 
   async function offerAllForUser(userId: string): Promise<void> {
@@ -403,6 +522,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       stopped = true;
       if (sweeper) clearInterval(sweeper);
       sweeper = undefined;
+      await deps.multicast?.stop();
       await Promise.allSettled([...inflight]);
     },
 
@@ -418,7 +538,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       if (!existing) {
         deps.publish({ kind: 'delivery', group: await groupName(groupId), deliveryId: d.id, action: 'created', fileId });
       }
-      for (const m of members) await track(offer(d, m.userId).catch((err) => log.warn('offer failed', { err })));
+      await track(deliverNow(d, members.map((m) => m.userId)));
       return d;
     },
 
@@ -436,6 +556,7 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       const results: SendResult[] = [];
       for (const d of await store.listDeliveries({ groupId })) {
         if (d.cancelled) continue;
+        const toSend: string[] = [];
         for (const r of await store.listRecipients({ deliveryId: d.id })) {
           const username = await usernameOf(r.userId);
           if (r.state === 'delivered') {
@@ -447,8 +568,12 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
             continue;
           }
           if (r.state === 'failed') await store.upsertRecipient({ ...r, state: 'pending', nextAttemptAt: null, updatedAt: Date.now() });
-          const n = await offer(d, r.userId);
-          results.push({ username, deliveryId: d.id, outcome: n > 0 ? 'offered' : 'offline', agents: n });
+          toSend.push(r.userId);
+        }
+        const reached = await deliverNow(d, toSend);
+        for (const u of toSend) {
+          const n = reached.get(u) ?? 0;
+          results.push({ username: await usernameOf(u), deliveryId: d.id, outcome: n > 0 ? 'offered' : 'offline', agents: n });
         }
         deps.publish({ kind: 'delivery', group: await groupName(groupId), deliveryId: d.id, action: 'sent', fileId: d.fileId });
       }

@@ -1,0 +1,154 @@
+/**
+ * Multicast transfers of the coordinator: when a group delivery has several members online, one sender
+ * puts the file once on the group's address. Each accepted agent gets, over its WebSocket, the transfer id,
+ * a fresh AES-256-GCM key, the address and the chunk size (`multicast-start`); between passes the sender
+ * asks them what they lack (`multicast-status-request` → `multicast-status`). Agents that still lack
+ * something when the sender stops, or never answered, are handed to the swarm by `onFinished`.
+ * One transfer per group at a time (they share the address).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Logger } from '../../logger.ts';
+import type { Manifest } from '../../protocol/api.ts';
+import type { ClientMessage } from '../../protocol/events.ts';
+import { createMulticastSender, defaultChunkSize } from '../../transfer/multicast/sender.ts';
+import type { ReceiverStatus } from '../../transfer/multicast/receiver-status.ts';
+import type { LiveAgent } from '../presence.ts';
+
+type StatusMsg = Extract<ClientMessage, { type: 'multicast-status' }>;
+
+export interface MulticastServiceOptions {
+  /** Rate ceiling, bits/s on the wire (default 200 Mbit/s). */
+  rateBps?: number;
+  /** Local interface address to send from (default: the kernel's route). */
+  interface?: string;
+  /** Multicast TTL (default 1). */
+  ttl?: number;
+  /** How long the sender waits for status answers after a pass, ms (default 3000). */
+  statusTimeoutMs?: number;
+  /** Most passes (default 8). */
+  maxPasses?: number;
+}
+
+export interface MulticastStart {
+  transferId: string;
+  key: Buffer;
+  chunkSize: number;
+}
+
+export interface MulticastService {
+  /** True when a transfer is running on this group. */
+  busy(groupId: string): boolean;
+  /**
+   * Prepares a transfer of `manifest` (bytes at `path`) to `agents` on the group's address; `announce` is
+   * called per agent with what it needs before the sender starts. Resolves once the sender stopped.
+   */
+  run(
+    t: { groupId: string; deliveryId: string; address: string; port: number; manifest: Manifest; path: string; agents: LiveAgent[] },
+    announce: (agent: LiveAgent, start: MulticastStart) => boolean,
+  ): Promise<{ complete: string[]; incomplete: string[] }>;
+  /** A status report from an agent. */
+  onStatus(agent: LiveAgent, msg: StatusMsg): void;
+  /** Stops every running transfer. */
+  stop(): Promise<void>;
+}
+
+interface Running {
+  transferId: string;
+  agents: Map<string, LiveAgent>;
+  /** Status answers of the pass being collected, by agent id. */
+  answers: Map<string, ReceiverStatus>;
+  wake: (() => void) | null;
+  controller: AbortController;
+}
+
+/** Creates the multicast side of the scheduler. */
+export function createMulticastService(deps: { logger: Logger }, options: MulticastServiceOptions = {}): MulticastService {
+  const log = deps.logger.child('coordinator:multicast');
+  const byGroup = new Map<string, Running>();
+  const byTransfer = new Map<string, Running>();
+  const statusTimeoutMs = options.statusTimeoutMs ?? 3000;
+
+  return {
+    busy: (groupId) => byGroup.has(groupId),
+
+    async run(t, announce) {
+      const transferId = randomUUID();
+      const key = randomBytes(32);
+      // Chunks must divide the piece size; a one-piece file is fine with any chunk size.
+      const chunkSize = t.manifest.pieces.length > 1 ? Math.min(defaultChunkSize(), t.manifest.pieceSize) : defaultChunkSize();
+      const r: Running = { transferId, agents: new Map(), answers: new Map(), wake: null, controller: new AbortController() };
+      for (const a of t.agents) if (announce(a, { transferId, key, chunkSize })) r.agents.set(a.agentId, a);
+      if (r.agents.size === 0) return { complete: [], incomplete: [] };
+      byGroup.set(t.groupId, r);
+      byTransfer.set(transferId, r);
+      const sender = createMulticastSender(
+        {
+          logger: log,
+          collectStatus: async (pass, signal) => {
+            r.answers.clear();
+            for (const a of r.agents.values()) {
+              try {
+                a.send({ type: 'multicast-status-request', transferId, pass });
+              } catch {
+                r.agents.delete(a.agentId);
+              }
+            }
+            const deadline = Date.now() + statusTimeoutMs;
+            while (r.answers.size < r.agents.size && Date.now() < deadline && !signal.aborted) {
+              await new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+                r.wake = () => {
+                  clearTimeout(timer);
+                  resolve();
+                };
+              });
+              r.wake = null;
+            }
+            return [...r.answers.values()];
+          },
+        },
+        {
+          address: t.address,
+          port: t.port,
+          interface: options.interface,
+          ttl: options.ttl,
+          chunkSize,
+          rateBps: options.rateBps ?? 200_000_000,
+          maxPasses: options.maxPasses,
+          key,
+          transferId,
+          manifest: t.manifest,
+          path: t.path,
+        },
+      );
+      log.info('multicast transfer starting', { transferId, deliveryId: t.deliveryId, receivers: r.agents.size, group: t.address, port: t.port });
+      try {
+        const result = await sender.run(r.controller.signal);
+        const answered = new Set(r.answers.keys());
+        const incomplete = new Set(result.incomplete);
+        // An agent that never answered the last status request is treated as incomplete.
+        for (const id of r.agents.keys()) if (!answered.has(id)) incomplete.add(id);
+        const complete = [...r.agents.keys()].filter((id) => !incomplete.has(id));
+        log.info('multicast transfer done', { transferId, passes: result.passes.length, complete: complete.length, incomplete: incomplete.size, wireBytes: result.wireBytes });
+        return { complete, incomplete: [...incomplete] };
+      } catch (err) {
+        log.warn('multicast transfer failed; receivers go to the swarm', { transferId, err });
+        return { complete: [], incomplete: [...r.agents.keys()] };
+      } finally {
+        byGroup.delete(t.groupId);
+        byTransfer.delete(transferId);
+      }
+    },
+
+    onStatus(agent, msg) {
+      const r = byTransfer.get(msg.transferId);
+      if (!r || !r.agents.has(agent.agentId)) return;
+      r.answers.set(agent.agentId, { receiverId: agent.agentId, missing: msg.missing, partial: msg.partial, received: msg.received, lossRate: msg.lossRate });
+      r.wake?.();
+    },
+
+    async stop() {
+      for (const r of byGroup.values()) r.controller.abort();
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * A pending file for a group with several members online goes out once by multicast (loopback here): every
+ * agent gets the transfer key over its WebSocket, answers the sender's status requests, verifies the file,
+ * and its status ends `delivered` by multicast (or `repair` when the swarm finished it).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+
+process.env.SHOAL_MULTICAST_INTERFACE = '127.0.0.1';
+process.env.SHOAL_MULTICAST_RATE_MBIT = '200';
+
+const { startTestCoordinator } = await import('../coordinator/harness.ts');
+const { makeGroup, makeUser, pendingList, randomFile, readReceived, sha256, share, startAgent, waitFor } = await import('./helpers.ts');
+const { loopbackMulticastProblem } = await import('../multicast/helpers.ts');
+type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
+type TestAgent = Awaited<ReturnType<typeof startAgent>>;
+
+describe('multicast deliveries', () => {
+  let tc: TestCoordinator;
+  let skip: string | null = null;
+  const agents: TestAgent[] = [];
+  const names = ['mia', 'ned', 'ola'];
+
+  before(async () => {
+    skip = await loopbackMulticastProblem();
+    if (skip) console.log(`# skipping multicast deliveries: ${skip}`);
+    tc = await startTestCoordinator({ options: { pieceSize: 256 * 1024 } });
+    for (const n of names) {
+      const token = await makeUser(tc, n);
+      agents.push(await startAgent(tc, token, { name: `${n}-box`, multicastInterface: '127.0.0.1' }));
+    }
+    await makeGroup(tc, 'floor', names);
+  });
+  after(async () => {
+    for (const a of agents) await a.close();
+    await tc.close();
+  });
+
+  it('sends once to every online member and each copy verifies', async (t) => {
+    if (skip) return t.skip(skip);
+    await waitFor('all agents online', async () => tc.coordinator.app.agentPlane!.presence.list().length === names.length);
+    const bytes = randomFile(6 * 1024 * 1024 + 333);
+    const fileId = await share(tc, 'floor', 'release.tar', bytes);
+    const add = await tc.client.call('POST', '/api/v1/groups/floor/pending', { token: tc.adminToken, json: { fileId } });
+    assert.equal(add.status, 200);
+    const rows = await waitFor('delivered to every member', async () => {
+      const list = (await pendingList(tc, 'floor')).filter((r) => names.includes(r.username));
+      return list.length === names.length && list.every((r) => r.state === 'delivered') ? list : undefined;
+    }, 60_000);
+    for (const r of rows) assert.ok(r.transport === 'multicast' || r.transport === 'repair', `${r.username} via ${r.transport}`);
+    assert.ok(rows.some((r) => r.transport === 'multicast'), 'at least one copy came whole by multicast');
+    for (const a of agents) {
+      const got = await readReceived(join(a.downloadDir, 'floor', 'release.tar'));
+      assert.equal(got && sha256(got), sha256(bytes));
+    }
+    // The coordinator served next to nothing by unicast.
+    const served = tc.coordinator.app.agentPlane!.pieces.servedBytes(sha256(bytes));
+    assert.ok(served < bytes.length, `unicast served ${served} bytes`);
+  });
+});
