@@ -227,15 +227,19 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const holds = (s: HolderState, i: number) => !s.have || s.have.has(i);
 
   const pick = (s: HolderState): number | null => {
-    // Rarest first; among equally rare pieces, the ones this holder has sent least (its `sent` hint), then
-    // at random (reservoir sampling): receivers that fetch from one sharer at the same time then mostly ask
-    // it for different pieces, which they later trade among themselves.
+    // Pieces this holder never sent first (its `sent` hint), then rarest first, then at random (reservoir
+    // sampling): receivers that fetch from one sharer at the same time then mostly ask it for different
+    // pieces, which they trade among themselves.
     let best = -1;
     let bestKey = Infinity;
     let ties = 0;
     for (const i of want) {
       if (inflight.has(i) || !holds(s, i)) continue;
-      const key = avail[i] * 256 + (s.sent ? s.sent[i] : 0);
+      const sent = s.sent ? s.sent[i] : 0;
+      // A piece this holder already sent that another holder now has: fetch it there and keep this
+      // holder's upload (the sharer's, usually the scarcest) for pieces the swarm lacks.
+      if (sent > 0 && avail[i] >= 2) continue;
+      const key = (sent > 0 ? 1 << 20 : 0) + avail[i] * 256 + sent;
       if (key < bestKey) {
         best = i;
         bestKey = key;
@@ -344,7 +348,12 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         const code = errorCode(text);
         if (code === ErrorCode.TICKET_EXPIRED && options.refreshTicket) {
           // The piece requests will refresh it; the bitfield is optional.
-        } else if (code === ErrorCode.TICKET_INVALID || code === ErrorCode.TICKET_EXPIRED || code === ErrorCode.FORBIDDEN || code === ErrorCode.FILE_NOT_FOUND) {
+        } else if (code === ErrorCode.FILE_NOT_FOUND && !s.dropped) {
+          // A receiver of the same delivery that has not opened the file yet: it holds nothing now, may hold
+          // pieces soon (asked again every haveRefreshMs), and is never asked for a piece meanwhile.
+          for (let i = 0; i < count; i++) avail[i] -= holds(s, i) ? 1 : 0;
+          s.have = new Bitfield(count);
+        } else if (code === ErrorCode.TICKET_INVALID || code === ErrorCode.TICKET_EXPIRED || code === ErrorCode.FORBIDDEN) {
           drop(s, code, `holder answered ${r.statusCode} ${code}`);
         }
         // Anything else (an older holder without this route): assume it has every piece.
