@@ -15,7 +15,10 @@ if (!values.data) {
 }
 const logger = createLogger({ level: 'warn' });
 const store = await createStore({ url: join(values.data, 'shoal.db'), logger });
-const coordinator = createCoordinator({ store, logger }, { dataDir: values.data, host: '127.0.0.1', port: 0 });
+const coordinator = createCoordinator(
+  { store, logger },
+  { dataDir: values.data, host: '127.0.0.1', port: 0 },
+);
 const started = await coordinator.start();
 console.log(JSON.stringify({ url: started.url, fingerprint: started.fingerprint, pid: process.pid }));
 process.once('SIGTERM', () => {

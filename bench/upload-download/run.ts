@@ -18,7 +18,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
-  options: { 'size-mib': { type: 'string', default: '1024' }, 'small-mib': { type: 'string', default: '128' }, keep: { type: 'boolean', default: false } },
+  options: {
+    'size-mib': { type: 'string', default: '1024' },
+    'small-mib': { type: 'string', default: '128' },
+    keep: { type: 'boolean', default: false },
+  },
 });
 const bigMiB = Number(values['size-mib']);
 const smallMiB = Number(values['small-mib']);
@@ -43,7 +47,9 @@ async function makeFile(path: string, mib: number): Promise<void> {
     randomFillSync(chunk, 0, 4096); // vary each MiB a little so nothing dedupes or compresses trivially
     if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+  );
 }
 
 function freePort(): Promise<number> {
@@ -59,7 +65,10 @@ function freePort(): Promise<number> {
 
 /** Runs curl; returns seconds from its own time_total and the HTTP status. */
 function curl(args: string[]): { seconds: number; status: number; body: string } {
-  const r = spawnSync('curl', ['-sS', '-w', '\\n%{http_code} %{time_total}', ...args], { encoding: 'utf8', maxBuffer: 64 * MiB });
+  const r = spawnSync('curl', ['-sS', '-w', '\\n%{http_code} %{time_total}', ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 * MiB,
+  });
   if (r.status !== 0) throw new Error(`curl failed: ${r.stderr}`);
   const lines = r.stdout.trimEnd().split('\n');
   const [code, total] = (lines.pop() ?? '0 0').split(' ');
@@ -67,7 +76,9 @@ function curl(args: string[]): { seconds: number; status: number; body: string }
 }
 
 function peakRssMiB(pid: number): Promise<number> {
-  return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024);
+  return readFile(`/proc/${pid}/status`, 'utf8').then(
+    (s) => Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024,
+  );
 }
 
 async function startCoordinator(dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
@@ -112,23 +123,68 @@ async function benchCoordinator(work: string, file: string, bytes: number, tag: 
   const { proc, url } = await startCoordinator(dataDir);
   try {
     const ca = join(dataDir, 'tls', 'cert.pem');
-    const login = curl(['--cacert', ca, '-H', 'content-type: application/json', '-d', JSON.stringify({ username: 'admin', password: adminPassword }), `${url}/api/v1/auth/login`]);
+    const login = curl([
+      '--cacert',
+      ca,
+      '-H',
+      'content-type: application/json',
+      '-d',
+      JSON.stringify({ username: 'admin', password: adminPassword }),
+      `${url}/api/v1/auth/login`,
+    ]);
     const token = (JSON.parse(login.body) as { token: string }).token;
     const auth = ['-H', `authorization: Bearer ${token}`];
-    curl(['--cacert', ca, ...auth, '-H', 'content-type: application/json', '-d', '{"name":"bench"}', `${url}/api/v1/groups`]);
-    const up = curl(['--cacert', ca, ...auth, '-X', 'POST', '-H', 'content-type: application/octet-stream', '-T', file, `${url}/api/v1/groups/bench/files?name=${tag}.bin`]);
+    curl([
+      '--cacert',
+      ca,
+      ...auth,
+      '-H',
+      'content-type: application/json',
+      '-d',
+      '{"name":"bench"}',
+      `${url}/api/v1/groups`,
+    ]);
+    const up = curl([
+      '--cacert',
+      ca,
+      ...auth,
+      '-X',
+      'POST',
+      '-H',
+      'content-type: application/octet-stream',
+      '-T',
+      file,
+      `${url}/api/v1/groups/bench/files?name=${tag}.bin`,
+    ]);
     if (up.status !== 200) throw new Error(`upload answered ${up.status}: ${up.body}`);
     const id = (JSON.parse(up.body) as { file: { id: string } }).file.id;
-    const down = curl(['--cacert', ca, ...auth, '-o', '/dev/null', `${url}/api/v1/groups/bench/files/${id}/content`]);
+    const down = curl([
+      '--cacert',
+      ca,
+      ...auth,
+      '-o',
+      '/dev/null',
+      `${url}/api/v1/groups/bench/files/${id}/content`,
+    ]);
     if (down.status !== 200) throw new Error(`download answered ${down.status}`);
-    return { upMBs: mbs(bytes, up.seconds), downMBs: mbs(bytes, down.seconds), peakRssMiB: await peakRssMiB(proc.pid!) };
+    return {
+      upMBs: mbs(bytes, up.seconds),
+      downMBs: mbs(bytes, down.seconds),
+      peakRssMiB: await peakRssMiB(proc.pid!),
+    };
   } finally {
     await stopProcess(proc);
     await rm(dataDir, { recursive: true, force: true });
   }
 }
 
-async function benchNginx(work: string, file: string, bytes: number, cert: string, key: string): Promise<Run> {
+async function benchNginx(
+  work: string,
+  file: string,
+  bytes: number,
+  cert: string,
+  key: string,
+): Promise<Run> {
   const dir = join(work, 'nginx');
   const root = join(dir, 'root');
   await mkdir(join(dir, 'tmp'), { recursive: true });
@@ -138,7 +194,7 @@ async function benchNginx(work: string, file: string, bytes: number, cert: strin
   const port = await freePort();
   const conf = `daemon off;
 worker_processes 1;
-${process.getuid?.() === 0 ? "user root;" : ""}
+${process.getuid?.() === 0 ? 'user root;' : ''}
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 64; }
@@ -158,7 +214,9 @@ http {
 }
 `;
   await writeFile(join(dir, 'nginx.conf'), conf);
-  const proc = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   try {
     const url = `https://127.0.0.1:${port}`;
     const ca = join(dir, 'cert.pem');
@@ -185,7 +243,9 @@ const work = await mkdtemp(join(tmpdir(), 'shoal-bench-ud-'));
 try {
   const big = join(work, 'big.bin');
   const small = join(work, 'small.bin');
-  console.log(`# upload/download over loopback HTTPS: ${bigMiB} MiB (and ${smallMiB} MiB for RSS), curl as the client`);
+  console.log(
+    `# upload/download over loopback HTTPS: ${bigMiB} MiB (and ${smallMiB} MiB for RSS), curl as the client`,
+  );
   await makeFile(big, bigMiB);
   await makeFile(small, smallMiB);
 
@@ -205,11 +265,21 @@ try {
   console.log('                     upload MB/s  download MB/s');
   console.log(`coordinator         ${f(bigRun.upMBs)}     ${f(bigRun.downMBs)}`);
   console.log(`nginx + curl        ${f(nginxRun.upMBs)}     ${f(nginxRun.downMBs)}`);
-  console.log(`ratio (coord/nginx) ${f(bigRun.upMBs / nginxRun.upMBs)}     ${f(bigRun.downMBs / nginxRun.downMBs)}`);
-  console.log('');
-  console.log(`coordinator peak RSS: ${smallMiB} MiB file → ${smallRun.peakRssMiB?.toFixed(0)} MiB; ${bigMiB} MiB file → ${bigRun.peakRssMiB?.toFixed(0)} MiB`);
   console.log(
-    JSON.stringify({ sizeMiB: bigMiB, coordinator: bigRun, nginx: nginxRun, ratio: { up: bigRun.upMBs / nginxRun.upMBs, down: bigRun.downMBs / nginxRun.downMBs }, rss: { [smallMiB]: smallRun.peakRssMiB, [bigMiB]: bigRun.peakRssMiB } }),
+    `ratio (coord/nginx) ${f(bigRun.upMBs / nginxRun.upMBs)}     ${f(bigRun.downMBs / nginxRun.downMBs)}`,
+  );
+  console.log('');
+  console.log(
+    `coordinator peak RSS: ${smallMiB} MiB file → ${smallRun.peakRssMiB?.toFixed(0)} MiB; ${bigMiB} MiB file → ${bigRun.peakRssMiB?.toFixed(0)} MiB`,
+  );
+  console.log(
+    JSON.stringify({
+      sizeMiB: bigMiB,
+      coordinator: bigRun,
+      nginx: nginxRun,
+      ratio: { up: bigRun.upMBs / nginxRun.upMBs, down: bigRun.downMBs / nginxRun.downMBs },
+      rss: { [smallMiB]: smallRun.peakRssMiB, [bigMiB]: bigRun.peakRssMiB },
+    }),
   );
 } finally {
   if (!values.keep) await rm(work, { recursive: true, force: true });

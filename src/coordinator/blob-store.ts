@@ -105,7 +105,9 @@ class PieceHasher extends Transform {
       if (this.inPiece === this.pieceSize) this.closePiece();
     }
     if (this.done.length + this.digests.length > Limits.maxPieces) {
-      callback(new ShoalError(ErrorCode.PAYLOAD_TOO_LARGE, `upload has more than ${Limits.maxPieces} pieces`));
+      callback(
+        new ShoalError(ErrorCode.PAYLOAD_TOO_LARGE, `upload has more than ${Limits.maxPieces} pieces`),
+      );
       return;
     }
     if (this.digests.length < PieceHasher.maxDigests) {
@@ -198,7 +200,11 @@ export function createBlobStore(deps: { logger: Logger }, options: { dataDir: st
       } catch (err) {
         await rm(tmp, { force: true });
         if (err instanceof ShoalError) throw err;
-        if ((err as { name?: string }).name === 'AbortError' || (err as { code?: string }).code === 'ECONNRESET' || (err as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE') {
+        if (
+          (err as { name?: string }).name === 'AbortError' ||
+          (err as { code?: string }).code === 'ECONNRESET' ||
+          (err as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE'
+        ) {
           throw new ShoalError(ErrorCode.ABORTED, 'upload aborted', undefined, { cause: err });
         }
         throw err;

@@ -39,7 +39,9 @@ export interface CoordinatorOptions {
 }
 
 /** The options with defaults filled in. */
-export interface ResolvedOptions extends Readonly<Required<Omit<CoordinatorOptions, 'tls' | 'adminPassword' | 'webRoot'>>> {
+export interface ResolvedOptions extends Readonly<
+  Required<Omit<CoordinatorOptions, 'tls' | 'adminPassword' | 'webRoot'>>
+> {
   readonly tls?: { cert: string; key: string };
   readonly adminPassword?: string;
   readonly webRoot?: string;

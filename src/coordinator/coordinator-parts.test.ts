@@ -13,7 +13,11 @@ describe('multicast pool', () => {
   });
   it('refuses unicast, the 224.0.0.0/24 block, and malformed text', () => {
     for (const a of ['10.1.1.1', '240.0.0.1', '224.0.0.251', '239.1.1', '239.01.1.1', '239.1.1.256', '']) {
-      assert.throws(() => parseMulticastAddress(a), (e) => isShoalError(e, 'INVALID_MULTICAST_ADDRESS'), a);
+      assert.throws(
+        () => parseMulticastAddress(a),
+        (e) => isShoalError(e, 'INVALID_MULTICAST_ADDRESS'),
+        a,
+      );
     }
   });
   it('picks the lowest free pool address', () => {
@@ -28,8 +32,24 @@ describe('file names', () => {
     assert.equal(checkFileName('  spaced.txt  '), 'spaced.txt');
   });
   it('refuses paths, dots, control characters, device names and long names', () => {
-    for (const n of ['..', '.', 'a/b', 'a\\b', 'x\u0000y', 'x\ty', 'COM1', 'lpt2.txt', 'x'.repeat(256), 'trailing.', 'rtl\u202etxt.exe']) {
-      assert.throws(() => checkFileName(n), (e) => isShoalError(e, 'INVALID_NAME'), JSON.stringify(n));
+    for (const n of [
+      '..',
+      '.',
+      'a/b',
+      'a\\b',
+      'x\u0000y',
+      'x\ty',
+      'COM1',
+      'lpt2.txt',
+      'x'.repeat(256),
+      'trailing.',
+      'rtl\u202etxt.exe',
+    ]) {
+      assert.throws(
+        () => checkFileName(n),
+        (e) => isShoalError(e, 'INVALID_NAME'),
+        JSON.stringify(n),
+      );
     }
   });
   it('derives the type from the extension', () => {
@@ -46,7 +66,10 @@ describe('login limiter', () => {
       l.check('eve', '10.0.0.1', 1000 + i);
       l.fail('eve', '10.0.0.1', 1000 + i);
     }
-    assert.throws(() => l.check('eve', '10.0.0.2', 2000), (e) => isShoalError(e, 'RATE_LIMITED') && e.details?.retryAfterS === 59);
+    assert.throws(
+      () => l.check('eve', '10.0.0.2', 2000),
+      (e) => isShoalError(e, 'RATE_LIMITED') && e.details?.retryAfterS === 59,
+    );
     l.check('other', '10.0.0.1', 2000);
     l.check('eve', '10.0.0.1', 61_001);
   });
@@ -54,7 +77,10 @@ describe('login limiter', () => {
     const l = createLoginLimiter({ perUser: 100, perAddress: 2 });
     l.fail('a', '10.0.0.9', 0);
     l.fail('b', '10.0.0.9', 0);
-    assert.throws(() => l.check('c', '10.0.0.9', 10), (e) => isShoalError(e, 'RATE_LIMITED'));
+    assert.throws(
+      () => l.check('c', '10.0.0.9', 10),
+      (e) => isShoalError(e, 'RATE_LIMITED'),
+    );
   });
 });
 

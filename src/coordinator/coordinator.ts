@@ -14,7 +14,12 @@ import type { Store } from '../store/store.ts';
 import type { Logger } from '../logger.ts';
 import { hashPassword } from '../crypto/password.ts';
 import { createBlobStore } from './blob-store.ts';
-import { createAuthHelpers, type CoordinatorContext, type CoordinatorOptions, type ResolvedOptions } from './context.ts';
+import {
+  createAuthHelpers,
+  type CoordinatorContext,
+  type CoordinatorOptions,
+  type ResolvedOptions,
+} from './context.ts';
 import { createEventBus } from './event-bus.ts';
 import { errorBody, installErrorHandler } from './http-errors.ts';
 import { createLoginLimiter } from './login-limiter.ts';
@@ -55,7 +60,9 @@ export const adminUsername = 'admin';
 
 function readVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     return pkg.version ?? '0.0.0';
   } catch {
     return '0.0.0';
@@ -85,7 +92,8 @@ const securityHeaders: Record<string, string> = {
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
 };
-const appCsp = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const appCsp =
+  "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 async function hasIndex(dir: string | undefined): Promise<boolean> {
   if (!dir) return false;
@@ -97,7 +105,10 @@ async function hasIndex(dir: string | undefined): Promise<boolean> {
 }
 
 /** Builds the Fastify app with every route; the caller listens. */
-async function buildApp(ctx: CoordinatorContext, tls: { cert: string; key: string }): Promise<FastifyInstance> {
+async function buildApp(
+  ctx: CoordinatorContext,
+  tls: { cert: string; key: string },
+): Promise<FastifyInstance> {
   const app = Fastify({
     https: { cert: tls.cert, key: tls.key },
     bodyLimit: Limits.jsonBodyBytes,
@@ -120,13 +131,20 @@ async function buildApp(ctx: CoordinatorContext, tls: { cert: string; key: strin
   app.addHook('onSend', async (req, reply, payload) => {
     for (const [k, v] of Object.entries(securityHeaders)) reply.header(k, v);
     if (!req.url.startsWith('/api/docs')) reply.header('content-security-policy', appCsp);
-    if (req.url.startsWith('/api/v1') && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    if (req.url.startsWith('/api/v1') && !reply.hasHeader('cache-control'))
+      reply.header('cache-control', 'no-store');
     return payload;
   });
 
   // One line per request at debug; never headers or bodies (tokens, passwords).
   app.addHook('onResponse', async (req, reply) => {
-    ctx.logger.debug('request', { method: req.method, route: req.routeOptions.url ?? req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime), address: req.ip });
+    ctx.logger.debug('request', {
+      method: req.method,
+      route: req.routeOptions.url ?? req.url.split('?')[0],
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime),
+      address: req.ip,
+    });
   });
 
   await registerOpenApi(app, { version: ctx.version });
@@ -142,20 +160,32 @@ async function buildApp(ctx: CoordinatorContext, tls: { cert: string; key: strin
   const webRoot = (await hasIndex(ctx.options.webRoot)) ? resolve(ctx.options.webRoot as string) : undefined;
   if (webRoot) {
     const fastifyStatic = (await import('@fastify/static')).default;
-    await app.register(fastifyStatic, { root: webRoot, prefix: '/', index: 'index.html', decorateReply: true });
+    await app.register(fastifyStatic, {
+      root: webRoot,
+      prefix: '/',
+      index: 'index.html',
+      decorateReply: true,
+    });
   }
   app.setNotFoundHandler((req, reply) => {
     // Client-side routes of the web UI: any other GET outside /api answers index.html.
     if (webRoot && (req.method === 'GET' || req.method === 'HEAD') && !req.url.startsWith('/api')) {
       return reply.type('text/html; charset=utf-8').sendFile('index.html');
     }
-    return reply.code(404).send(errorBody(new ShoalError(ErrorCode.NOT_FOUND, `no route ${req.method} ${req.url.split('?')[0]}`)));
+    return reply
+      .code(404)
+      .send(
+        errorBody(new ShoalError(ErrorCode.NOT_FOUND, `no route ${req.method} ${req.url.split('?')[0]}`)),
+      );
   });
   return app;
 }
 
 /** Creates a coordinator over `deps.store`; nothing happens until start(). */
-export function createCoordinator(deps: { store: Store; logger: Logger }, options: CoordinatorOptions): Coordinator {
+export function createCoordinator(
+  deps: { store: Store; logger: Logger },
+  options: CoordinatorOptions,
+): Coordinator {
   const opts = resolveOptions(options);
   const logger = deps.logger.child('coordinator');
   let ctx: CoordinatorContext | undefined;
@@ -173,13 +203,24 @@ export function createCoordinator(deps: { store: Store; logger: Logger }, option
     const given = opts.adminPassword ?? process.env.SHOAL_ADMIN_PASSWORD;
     const password = given ?? randomBytes(15).toString('base64url');
     try {
-      await store.createUser({ username: adminUsername, passwordHash: await hashPassword(password), isAdmin: true });
+      await store.createUser({
+        username: adminUsername,
+        passwordHash: await hashPassword(password),
+        isAdmin: true,
+      });
     } catch (err) {
       // Another coordinator on the same database created it first.
       if (isShoalError(err, ErrorCode.USER_EXISTS)) return undefined;
       throw err;
     }
-    await store.addAudit({ at: Date.now(), actorId: null, action: 'user.create', groupName: null, target: adminUsername, detail: 'admin (first start)' });
+    await store.addAudit({
+      at: Date.now(),
+      actorId: null,
+      action: 'user.create',
+      groupName: null,
+      target: adminUsername,
+      detail: 'admin (first start)',
+    });
     logger.info('created the admin account', { username: adminUsername });
     return given === undefined ? password : undefined;
   }
@@ -213,7 +254,10 @@ export function createCoordinator(deps: { store: Store; logger: Logger }, option
       blobs,
       events: createEventBus({ logger: logger.child('coordinator:events') }),
       auth: createAuthHelpers({ store }),
-      loginLimiter: createLoginLimiter({ perUser: opts.loginFailuresPerUser, perAddress: opts.loginFailuresPerAddress }),
+      loginLimiter: createLoginLimiter({
+        perUser: opts.loginFailuresPerUser,
+        perAddress: opts.loginFailuresPerAddress,
+      }),
       ticketKeys,
       fingerprint: tls.fingerprint,
       version: readVersion(),
@@ -236,7 +280,9 @@ export function createCoordinator(deps: { store: Store; logger: Logger }, option
     app = built;
     url = `https://${host}:${port}`;
     logger.info('listening', { url, fingerprint: tls.fingerprint });
-    return adminPassword === undefined ? { url, fingerprint: tls.fingerprint } : { url, fingerprint: tls.fingerprint, adminPassword };
+    return adminPassword === undefined
+      ? { url, fingerprint: tls.fingerprint }
+      : { url, fingerprint: tls.fingerprint, adminPassword };
   }
 
   const stop = async () => {

@@ -47,10 +47,14 @@ export const replied: unique symbol = Symbol('replied');
 export type ExtraRouteOptions = Pick<RouteShorthandOptions, 'bodyLimit'>;
 
 function validationError(where: string, error: z.ZodError): ShoalError {
-  return new ShoalError(ErrorCode.VALIDATION_FAILED, `invalid ${where}: ${z.prettifyError(error).split('\n')[0] ?? ''}`.trim(), {
-    where,
-    issues: error.issues.map((i) => ({ path: i.path.map(String), code: i.code, message: i.message })),
-  });
+  return new ShoalError(
+    ErrorCode.VALIDATION_FAILED,
+    `invalid ${where}: ${z.prettifyError(error).split('\n')[0] ?? ''}`.trim(),
+    {
+      where,
+      issues: error.issues.map((i) => ({ path: i.path.map(String), code: i.code, message: i.message })),
+    },
+  );
 }
 
 function parse(where: string, schema: z.ZodType | undefined, value: unknown): unknown {
@@ -107,10 +111,12 @@ export function defineRoute<N extends RouteName>(
       else if (req.headers.authorization !== undefined) {
         throw new ShoalError(ErrorCode.UNAUTHENTICATED, 'Authorization must be "Bearer <token>"');
       }
-      if (!user && def.access !== 'anonymous') throw new ShoalError(ErrorCode.UNAUTHENTICATED, 'log in first');
+      if (!user && def.access !== 'anonymous')
+        throw new ShoalError(ErrorCode.UNAUTHENTICATED, 'log in first');
 
       const params = parse('params', def.params, req.params) as Record<string, string> | undefined;
-      const group = hasGroup && params?.group !== undefined ? await ctx.auth.requireGroup(params.group) : undefined;
+      const group =
+        hasGroup && params?.group !== undefined ? await ctx.auth.requireGroup(params.group) : undefined;
       const membership = await checkAccess(ctx, def.access, user, group);
       const query = parse('query', def.query, req.query ?? {});
       const body = def.raw ? req.body : parse('body', def.body, req.body);

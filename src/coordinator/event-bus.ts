@@ -8,7 +8,13 @@ import type { Logger } from '../logger.ts';
 /** Everything the coordinator announces. `group` and `username` are names, not ids. */
 export type CoordinatorEvent =
   | { type: 'catalogue-changed'; group: string; fileId: string; change: 'shared' | 'unshared' }
-  | { type: 'membership-changed'; group: string; username: string; change: 'added' | 'removed' | 'left' | 'role'; role?: 'owner' | 'member' }
+  | {
+      type: 'membership-changed';
+      group: string;
+      username: string;
+      change: 'added' | 'removed' | 'left' | 'role';
+      role?: 'owner' | 'member';
+    }
   | { type: 'join-requested'; group: string; username: string }
   | { type: 'join-decided'; group: string; username: string; state: 'approved' | 'denied' }
   | { type: 'group-created'; group: string }

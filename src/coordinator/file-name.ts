@@ -23,7 +23,8 @@ export function checkFileName(name: string): string {
   if (/[/\\]/.test(n)) fail('contains a path separator');
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(n)) fail('contains a control character');
-  if (/[\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(n)) fail('contains a line or direction control character');
+  if (/[\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(n))
+    fail('contains a line or direction control character');
   if (reserved.test(n)) fail('reserved device name');
   if (/[. ]$/.test(n)) fail('ends with a dot or a space');
   return n;
@@ -33,5 +34,8 @@ export function checkFileName(name: string): string {
 export function fileType(name: string): string {
   const dot = name.lastIndexOf('.');
   if (dot <= 0 || dot === name.length - 1) return '';
-  return name.slice(dot + 1).toLowerCase().slice(0, 32);
+  return name
+    .slice(dot + 1)
+    .toLowerCase()
+    .slice(0, 32);
 }

@@ -75,9 +75,13 @@ export function toShoalError(err: unknown): ShoalError {
       return new ShoalError(ErrorCode.BAD_REQUEST, 'malformed JSON body');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new ShoalError(ErrorCode.BAD_REQUEST, fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported content type' : 'bad content length');
+      return new ShoalError(
+        ErrorCode.BAD_REQUEST,
+        fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported content type' : 'bad content length',
+      );
   }
-  if (err instanceof SyntaxError && fe.statusCode === 400) return new ShoalError(ErrorCode.BAD_REQUEST, 'malformed JSON body');
+  if (err instanceof SyntaxError && fe.statusCode === 400)
+    return new ShoalError(ErrorCode.BAD_REQUEST, 'malformed JSON body');
   const status = fe.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     if (status === 413) return new ShoalError(ErrorCode.PAYLOAD_TOO_LARGE, 'request body too large');
@@ -93,13 +97,20 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
   app.setErrorHandler((err, req, reply) => {
     const shoal = toShoalError(err);
     const status = httpStatusOf(shoal.code);
-    if (status >= 500) logger.error('request failed', { method: req.method, url: req.routeOptions.url, err, stack: (err as Error).stack });
+    if (status >= 500)
+      logger.error('request failed', {
+        method: req.method,
+        url: req.routeOptions.url,
+        err,
+        stack: (err as Error).stack,
+      });
     else logger.debug('request refused', { method: req.method, url: req.routeOptions.url, code: shoal.code });
     if (shoal.code === ErrorCode.RATE_LIMITED && typeof shoal.details?.retryAfterS === 'number') {
       reply.header('retry-after', String(shoal.details.retryAfterS));
     }
     // A half-read upload body would otherwise keep the socket busy; answer and close.
-    if (status === 413 || shoal.code === ErrorCode.ABORTED || !req.raw.complete) reply.header('connection', 'close');
+    if (status === 413 || shoal.code === ErrorCode.ABORTED || !req.raw.complete)
+      reply.header('connection', 'close');
     void reply.code(status).type('application/json; charset=utf-8').send(errorBody(shoal));
   });
 }

@@ -51,9 +51,14 @@ export function createLoginLimiter(options: LoginLimiterOptions = {}): LoginLimi
 
   return {
     check(username, address, now = Date.now()) {
-      const wait = Math.max(over(userKey(username), perUser, now) ?? 0, over(addrKey(address), perAddress, now) ?? 0);
+      const wait = Math.max(
+        over(userKey(username), perUser, now) ?? 0,
+        over(addrKey(address), perAddress, now) ?? 0,
+      );
       if (wait > 0) {
-        throw new ShoalError(ErrorCode.RATE_LIMITED, `too many failed logins; retry in ${wait} s`, { retryAfterS: wait });
+        throw new ShoalError(ErrorCode.RATE_LIMITED, `too many failed logins; retry in ${wait} s`, {
+          retryAfterS: wait,
+        });
       }
     },
     fail(username, address, now = Date.now()) {

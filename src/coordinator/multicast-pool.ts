@@ -28,10 +28,18 @@ function toDotted(n: number): string {
  */
 export function parseMulticastAddress(address: string): string {
   const n = toInt(address.trim());
-  if (n === undefined) throw new ShoalError(ErrorCode.INVALID_MULTICAST_ADDRESS, `not an IPv4 address: ${address}`);
-  if (n >>> 28 !== 0xe) throw new ShoalError(ErrorCode.INVALID_MULTICAST_ADDRESS, `not a multicast address (224.0.0.0/4): ${address}`);
+  if (n === undefined)
+    throw new ShoalError(ErrorCode.INVALID_MULTICAST_ADDRESS, `not an IPv4 address: ${address}`);
+  if (n >>> 28 !== 0xe)
+    throw new ShoalError(
+      ErrorCode.INVALID_MULTICAST_ADDRESS,
+      `not a multicast address (224.0.0.0/4): ${address}`,
+    );
   if (n >>> 8 === 0xe00000) {
-    throw new ShoalError(ErrorCode.INVALID_MULTICAST_ADDRESS, `224.0.0.0/24 is reserved for local network control: ${address}`);
+    throw new ShoalError(
+      ErrorCode.INVALID_MULTICAST_ADDRESS,
+      `224.0.0.0/24 is reserved for local network control: ${address}`,
+    );
   }
   return toDotted(n);
 }
@@ -45,5 +53,8 @@ export function pickMulticastAddress(used: Iterable<string>): string {
     const candidate = toDotted((poolBase + i) >>> 0);
     if (!taken.has(candidate)) return candidate;
   }
-  throw new ShoalError(ErrorCode.MULTICAST_POOL_EXHAUSTED, 'no free multicast address left in 239.192.0.0/14');
+  throw new ShoalError(
+    ErrorCode.MULTICAST_POOL_EXHAUSTED,
+    'no free multicast address left in 239.192.0.0/14',
+  );
 }

@@ -57,7 +57,11 @@ export async function registerOpenApi(app: FastifyInstance, info: { version: str
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Shoal coordinator API', version: info.version, description: 'REST API under /api/v1. Errors are { error: { code, message } }.' },
+      info: {
+        title: 'Shoal coordinator API',
+        version: info.version,
+        description: 'REST API under /api/v1. Errors are { error: { code, message } }.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
   });

@@ -3,7 +3,13 @@
  * created on first start (a self-signed certificate via `selfsigned`), reused afterwards. A certificate
  * given by the operator replaces the self-signed one.
  */
-import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import {
+  X509Certificate,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +56,11 @@ export async function loadTlsMaterial(
   options: { dataDir: string; tls?: { cert: string; key: string } },
 ): Promise<TlsMaterial> {
   if (options.tls) {
-    return { cert: options.tls.cert, key: options.tls.key, fingerprint: certificateFingerprint(options.tls.cert) };
+    return {
+      cert: options.tls.cert,
+      key: options.tls.key,
+      fingerprint: certificateFingerprint(options.tls.cert),
+    };
   }
   const dir = join(options.dataDir, 'tls');
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -93,7 +103,10 @@ export async function loadTlsMaterial(
 }
 
 /** Returns the ticket-signing key from `<dataDir>/ticket-key.pem`, creating it on first use. */
-export async function loadTicketKeys(deps: { logger: Logger }, options: { dataDir: string }): Promise<TicketKeys> {
+export async function loadTicketKeys(
+  deps: { logger: Logger },
+  options: { dataDir: string },
+): Promise<TicketKeys> {
   const path = join(options.dataDir, 'ticket-key.pem');
   let pem = await readIfExists(path);
   if (!pem) {
@@ -104,5 +117,9 @@ export async function loadTicketKeys(deps: { logger: Logger }, options: { dataDi
   }
   const privateKey = createPrivateKey(pem);
   const publicKey = createPublicKey(privateKey);
-  return { privateKey, publicKey, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+  return {
+    privateKey,
+    publicKey,
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  };
 }

@@ -2,8 +2,25 @@
  * Rows → API objects (src/protocol/api.ts shapes). Ids become names, epoch ms become ISO dates, and
  * secrets (password hashes) never leave this layer.
  */
-import type { AuditEntry, CatalogueFile, Group, JoinRequest, Manifest, Member, User } from '../protocol/api.ts';
-import type { AuditRow, BlobRow, FileRow, GroupRow, JoinRequestRow, MembershipRow, Store, UserRow } from '../store/store.ts';
+import type {
+  AuditEntry,
+  CatalogueFile,
+  Group,
+  JoinRequest,
+  Manifest,
+  Member,
+  User,
+} from '../protocol/api.ts';
+import type {
+  AuditRow,
+  BlobRow,
+  FileRow,
+  GroupRow,
+  JoinRequestRow,
+  MembershipRow,
+  Store,
+  UserRow,
+} from '../store/store.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -27,7 +44,12 @@ export function userView(u: UserRow): User {
 }
 
 /** A group as seen by `viewer` (myRole / myRequest are the viewer's). */
-export async function groupView(store: Store, g: GroupRow, viewer: UserRow | undefined, names = createNameCache(store)): Promise<Group> {
+export async function groupView(
+  store: Store,
+  g: GroupRow,
+  viewer: UserRow | undefined,
+  names = createNameCache(store),
+): Promise<Group> {
   const [memberCount, membership, request, createdBy] = await Promise.all([
     store.countMembers(g.id),
     viewer ? store.getMembership(g.id, viewer.id) : undefined,
@@ -51,7 +73,12 @@ export function memberView(m: MembershipRow & { username: string }): Member {
   return { username: m.username, role: m.role, joinedAt: iso(m.joinedAt) };
 }
 
-export async function joinRequestView(store: Store, r: JoinRequestRow, names = createNameCache(store), groupName?: string): Promise<JoinRequest> {
+export async function joinRequestView(
+  store: Store,
+  r: JoinRequestRow,
+  names = createNameCache(store),
+  groupName?: string,
+): Promise<JoinRequest> {
   const group = groupName ?? (await store.getGroupById(r.groupId))?.name ?? '(deleted)';
   return {
     group,
@@ -63,7 +90,12 @@ export async function joinRequestView(store: Store, r: JoinRequestRow, names = c
   };
 }
 
-export async function fileView(f: FileRow, blob: BlobRow | undefined, groupName: string, names: (id: string | null) => Promise<string | null>): Promise<CatalogueFile> {
+export async function fileView(
+  f: FileRow,
+  blob: BlobRow | undefined,
+  groupName: string,
+  names: (id: string | null) => Promise<string | null>,
+): Promise<CatalogueFile> {
   const pieceSize = blob?.pieceSize ?? 0;
   return {
     id: f.id,
@@ -83,6 +115,17 @@ export function manifestView(f: FileRow, blob: BlobRow): Manifest {
   return { name: f.name, size: f.size, sha256: f.sha256, pieceSize: blob.pieceSize, pieces: blob.pieces };
 }
 
-export async function auditView(a: AuditRow, names: (id: string | null) => Promise<string | null>): Promise<AuditEntry> {
-  return { id: a.id, at: iso(a.at), actor: await names(a.actorId), action: a.action, group: a.groupName, target: a.target, detail: a.detail };
+export async function auditView(
+  a: AuditRow,
+  names: (id: string | null) => Promise<string | null>,
+): Promise<AuditEntry> {
+  return {
+    id: a.id,
+    at: iso(a.at),
+    actor: await names(a.actorId),
+    action: a.action,
+    group: a.groupName,
+    target: a.target,
+    detail: a.detail,
+  };
 }

@@ -16,7 +16,13 @@ describe('password hashing', () => {
   });
 
   it('refuses malformed or tampered hashes without throwing', async () => {
-    for (const bad of ['', 'plain', 'scrypt$1$8$1$AAAA$AAAA', 'scrypt$1073741824$8$1$AAAA$' + 'A'.repeat(44), 'bcrypt$x$y$z$a$b']) {
+    for (const bad of [
+      '',
+      'plain',
+      'scrypt$1$8$1$AAAA$AAAA',
+      'scrypt$1073741824$8$1$AAAA$' + 'A'.repeat(44),
+      'bcrypt$x$y$z$a$b',
+    ]) {
       assert.equal(await verifyPassword('x', bad), false, bad);
     }
   });

@@ -12,9 +12,13 @@ const password = 'catalogue-password';
 describe('file catalogue', () => {
   let tc: TestCoordinator;
   const tokens: Record<string, string> = {};
-  const api = (method: string, path: string, opts: CallOptions = {}) => tc.client.call(method, `/api/v1${path}`, opts);
+  const api = (method: string, path: string, opts: CallOptions = {}) =>
+    tc.client.call(method, `/api/v1${path}`, opts);
   const share = async (who: string, group: string, name: string, bytes: Buffer) => {
-    const a = await api('POST', `/groups/${group}/files?name=${encodeURIComponent(name)}`, { token: tokens[who], raw: bytes });
+    const a = await api('POST', `/groups/${group}/files?name=${encodeURIComponent(name)}`, {
+      token: tokens[who],
+      raw: bytes,
+    });
     assert.equal(a.status, 200, JSON.stringify(a.body));
     return (a.body as { file: { id: string; sha256: string; name: string; size: number } }).file;
   };
@@ -29,7 +33,10 @@ describe('file catalogue', () => {
     tokens.admin = tc.adminToken;
     assert.equal((await api('POST', '/groups', { token: tokens.admin, json: { name: 'docs' } })).status, 200);
     for (const u of ['alice', 'bob', 'carol']) {
-      assert.equal((await api('POST', '/users', { token: tokens.admin, json: { username: u, password } })).status, 200);
+      assert.equal(
+        (await api('POST', '/users', { token: tokens.admin, json: { username: u, password } })).status,
+        200,
+      );
       assert.equal((await api('PUT', `/groups/docs/members/${u}`, { token: tokens.admin })).status, 200);
       tokens[u] = await tc.client.login(u, password);
     }
@@ -49,12 +56,19 @@ describe('file catalogue', () => {
     assert.deepEqual(await names('?sharer=nobody'), []);
     assert.deepEqual(await names('?minSize=2000&maxSize=10000'), ['Annual Report.pdf']);
     assert.deepEqual(await names('?sort=size'), ['notes.txt', 'Annual Report.pdf', 'photo.JPG']);
-    assert.deepEqual(await names(`?since=${encodeURIComponent(new Date(Date.now() + 3600_000).toISOString())}`), []);
+    assert.deepEqual(
+      await names(`?since=${encodeURIComponent(new Date(Date.now() + 3600_000).toISOString())}`),
+      [],
+    );
     assert.equal((await names('?since=2000-01-01')).length, 3);
   });
 
   it('serves a file with its manifest, ETag and a safe Content-Disposition', async () => {
-    const [pdf] = ((await api('GET', '/groups/docs/files?search=Annual', { token: tokens.carol })).body as { files: { id: string; sha256: string }[] }).files;
+    const [pdf] = (
+      (await api('GET', '/groups/docs/files?search=Annual', { token: tokens.carol })).body as {
+        files: { id: string; sha256: string }[];
+      }
+    ).files;
     const one = await api('GET', `/groups/docs/files/${pdf.id}`, { token: tokens.carol });
     assert.equal(one.status, 200);
     const manifest = (one.body as { manifest: { pieces: string[]; size: number; sha256: string } }).manifest;
@@ -64,9 +78,15 @@ describe('file catalogue', () => {
     assert.equal(dl.headers.etag, `"${pdf.sha256}"`);
     assert.equal(dl.headers['content-length'], '3000');
     assert.match(String(dl.headers['content-disposition']), /filename\*=UTF-8''Annual%20Report\.pdf/);
-    const again = await api('GET', `/groups/docs/files/${pdf.id}/content`, { token: tokens.carol, headers: { 'if-none-match': `"${pdf.sha256}"` } });
+    const again = await api('GET', `/groups/docs/files/${pdf.id}/content`, {
+      token: tokens.carol,
+      headers: { 'if-none-match': `"${pdf.sha256}"` },
+    });
     assert.equal(again.status, 304);
-    const tail = await api('GET', `/groups/docs/files/${pdf.id}/content`, { token: tokens.carol, headers: { range: 'bytes=-100' } });
+    const tail = await api('GET', `/groups/docs/files/${pdf.id}/content`, {
+      token: tokens.carol,
+      headers: { range: 'bytes=-100' },
+    });
     assert.equal(tail.status, 206);
     assert.equal(tail.bytes.length, 100);
   });
@@ -104,34 +124,59 @@ describe('file catalogue', () => {
   });
 
   it('deleting a group removes its files and access, and is audited', async () => {
-    assert.equal((await api('POST', '/groups', { token: tokens.admin, json: { name: 'short-lived' } })).status, 200);
-    assert.equal((await api('PUT', '/groups/short-lived/members/carol', { token: tokens.admin })).status, 200);
+    assert.equal(
+      (await api('POST', '/groups', { token: tokens.admin, json: { name: 'short-lived' } })).status,
+      200,
+    );
+    assert.equal(
+      (await api('PUT', '/groups/short-lived/members/carol', { token: tokens.admin })).status,
+      200,
+    );
     const f = await share('carol', 'short-lived', 'gone.txt', Buffer.from('soon gone'));
     assert.equal((await api('DELETE', '/groups/short-lived', { token: tokens.admin })).status, 204);
     const after = await api('GET', `/groups/short-lived/files/${f.id}/content`, { token: tokens.carol });
     assert.equal(after.status, 404);
     assert.equal(codeOf(after), 'GROUP_NOT_FOUND');
     const mine = await api('GET', '/me/groups', { token: tokens.carol });
-    assert.deepEqual((mine.body as { groups: { name: string }[] }).groups.map((g) => g.name), ['docs']);
+    assert.deepEqual(
+      (mine.body as { groups: { name: string }[] }).groups.map((g) => g.name),
+      ['docs'],
+    );
     const audit = await api('GET', '/audit?group=short-lived', { token: tokens.admin });
-    const actions = (audit.body as { entries: { action: string; actor: string }[] }).entries.map((e) => e.action);
-    for (const a of ['group.create', 'member.add', 'file.share', 'group.delete']) assert.ok(actions.includes(a), `${a} in ${actions}`);
+    const actions = (audit.body as { entries: { action: string; actor: string }[] }).entries.map(
+      (e) => e.action,
+    );
+    for (const a of ['group.create', 'member.add', 'file.share', 'group.delete'])
+      assert.ok(actions.includes(a), `${a} in ${actions}`);
   });
 
   it('records join requests and decisions in the audit log, visible to the owner', async () => {
-    assert.equal((await api('POST', '/users', { token: tokens.admin, json: { username: 'dave', password } })).status, 200);
+    assert.equal(
+      (await api('POST', '/users', { token: tokens.admin, json: { username: 'dave', password } })).status,
+      200,
+    );
     const dave = await tc.client.login('dave', password);
-    assert.equal((await api('PUT', '/groups/docs/members/alice', { token: tokens.admin, json: { role: 'owner' } })).status, 200);
+    assert.equal(
+      (await api('PUT', '/groups/docs/members/alice', { token: tokens.admin, json: { role: 'owner' } }))
+        .status,
+      200,
+    );
     assert.equal((await api('POST', '/groups/docs/join', { token: dave })).status, 200);
     const dup = await api('POST', '/groups/docs/join', { token: dave });
     assert.equal(codeOf(dup), 'REQUEST_PENDING');
     const pending = await api('GET', '/requests', { token: tokens.alice });
-    assert.deepEqual((pending.body as { requests: { username: string }[] }).requests.map((r) => r.username), ['dave']);
+    assert.deepEqual(
+      (pending.body as { requests: { username: string }[] }).requests.map((r) => r.username),
+      ['dave'],
+    );
     const denied = await api('POST', '/groups/docs/requests/dave/deny', { token: tokens.alice });
     assert.equal((denied.body as { request: { state: string; decidedBy: string } }).request.state, 'denied');
     assert.equal((await api('GET', '/groups/docs/files', { token: dave })).status, 403);
     assert.equal((await api('POST', '/groups/docs/join', { token: dave })).status, 200);
-    assert.equal((await api('POST', '/groups/docs/requests/dave/approve', { token: tokens.alice })).status, 200);
+    assert.equal(
+      (await api('POST', '/groups/docs/requests/dave/approve', { token: tokens.alice })).status,
+      200,
+    );
     assert.equal((await api('GET', '/groups/docs/files', { token: dave })).status, 200);
     const audit = await api('GET', '/audit', { token: tokens.alice });
     assert.equal(audit.status, 200);

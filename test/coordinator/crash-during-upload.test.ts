@@ -55,11 +55,15 @@ function kill9(proc: ChildProcess): Promise<void> {
 
 async function partBytes(dir: string): Promise<number> {
   let total = 0;
-  for (const n of await readdir(dir).catch(() => [] as string[])) total += (await stat(join(dir, n)).catch(() => ({ size: 0 }))).size;
+  for (const n of await readdir(dir).catch(() => [] as string[]))
+    total += (await stat(join(dir, n)).catch(() => ({ size: 0 }))).size;
   return total;
 }
 
-function scenario(dialect: string, makeDb: (dataDir: string) => Promise<{ url: string; drop(): Promise<void> }>) {
+function scenario(
+  dialect: string,
+  makeDb: (dataDir: string) => Promise<{ url: string; drop(): Promise<void> }>,
+) {
   describe(`SIGKILL during an upload (${dialect})`, () => {
     const cleanups: Array<() => Promise<void>> = [];
     after(async () => {
@@ -78,11 +82,17 @@ function scenario(dialect: string, makeDb: (dataDir: string) => Promise<{ url: s
       const c1 = createTestClient(first.url, certPem);
       cleanups.push(() => c1.close());
       const admin = await c1.login('admin', adminPassword);
-      assert.equal((await c1.call('POST', '/api/v1/groups', { token: admin, json: { name: 'crash' } })).status, 200);
+      assert.equal(
+        (await c1.call('POST', '/api/v1/groups', { token: admin, json: { name: 'crash' } })).status,
+        200,
+      );
 
       const done = Buffer.alloc(3 * 1024 * 1024 + 5);
       for (let i = 0; i < done.length; i += 4096) done[i] = i & 255;
-      const ok = await c1.call('POST', '/api/v1/groups/crash/files?name=finished.bin', { token: admin, raw: done });
+      const ok = await c1.call('POST', '/api/v1/groups/crash/files?name=finished.bin', {
+        token: admin,
+        raw: done,
+      });
       assert.equal(ok.status, 200, JSON.stringify(ok.body));
       const finished = (ok.body as { file: { id: string; sha256: string } }).file;
 
@@ -95,10 +105,12 @@ function scenario(dialect: string, makeDb: (dataDir: string) => Promise<{ url: s
         await killed;
         yield chunk;
       }
-      const upload = c1.call('POST', '/api/v1/groups/crash/files?name=partial.bin', { token: admin, raw: slowBody() }).then(
-        (a) => a.status,
-        () => 'failed',
-      );
+      const upload = c1
+        .call('POST', '/api/v1/groups/crash/files?name=partial.bin', { token: admin, raw: slowBody() })
+        .then(
+          (a) => a.status,
+          () => 'failed',
+        );
       const tmp = join(dataDir, 'tmp');
       let seen = 0;
       for (let i = 0; i < 400 && seen < 16 * 1024 * 1024; i++) {
@@ -119,7 +131,10 @@ function scenario(dialect: string, makeDb: (dataDir: string) => Promise<{ url: s
       assert.deepEqual(await readdir(tmp), []);
       const list = await c2.call('GET', '/api/v1/groups/crash/files', { token: admin2 });
       assert.equal(list.status, 200);
-      assert.deepEqual((list.body as { files: { name: string }[] }).files.map((f) => f.name), ['finished.bin']);
+      assert.deepEqual(
+        (list.body as { files: { name: string }[] }).files.map((f) => f.name),
+        ['finished.bin'],
+      );
       const dl = await c2.call('GET', `/api/v1/groups/crash/files/${finished.id}/content`, { token: admin2 });
       assert.equal(dl.status, 200);
       assert.equal(createHash('sha256').update(dl.bytes).digest('hex'), finished.sha256);

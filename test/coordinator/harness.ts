@@ -7,7 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
-import { createCoordinator, type Coordinator, type CoordinatorOptions } from '../../src/coordinator/coordinator.ts';
+import {
+  createCoordinator,
+  type Coordinator,
+  type CoordinatorOptions,
+} from '../../src/coordinator/coordinator.ts';
 import { createStore } from '../../src/store/create-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { silentLogger } from '../../src/logger.ts';
@@ -42,7 +46,11 @@ export interface TestClient {
 }
 
 export function createTestClient(url: string, certPem: string): TestClient {
-  const dispatcher = new Agent({ connect: { ca: certPem, checkServerIdentity: () => undefined }, bodyTimeout: 120_000, headersTimeout: 60_000 });
+  const dispatcher = new Agent({
+    connect: { ca: certPem, checkServerIdentity: () => undefined },
+    bodyTimeout: 120_000,
+    headersTimeout: 60_000,
+  });
   const call = async (method: string, path: string, opts: CallOptions = {}): Promise<Answer> => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;

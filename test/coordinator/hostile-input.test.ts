@@ -10,7 +10,8 @@ import { startTestCoordinator, codeOf, type TestCoordinator, type CallOptions } 
 describe('hostile input', () => {
   let tc: TestCoordinator;
   let member: string;
-  const api = (method: string, path: string, opts: CallOptions = {}) => tc.client.call(method, `/api/v1${path}`, opts);
+  const api = (method: string, path: string, opts: CallOptions = {}) =>
+    tc.client.call(method, `/api/v1${path}`, opts);
   const fileCount = async () => {
     const a = await api('GET', '/groups/lab/files', { token: tc.adminToken });
     return (a.body as { files: unknown[] }).files.length;
@@ -19,7 +20,15 @@ describe('hostile input', () => {
   before(async () => {
     tc = await startTestCoordinator();
     assert.equal((await api('POST', '/groups', { token: tc.adminToken, json: { name: 'lab' } })).status, 200);
-    assert.equal((await api('POST', '/users', { token: tc.adminToken, json: { username: 'mallory', password: 'mallory-password' } })).status, 200);
+    assert.equal(
+      (
+        await api('POST', '/users', {
+          token: tc.adminToken,
+          json: { username: 'mallory', password: 'mallory-password' },
+        })
+      ).status,
+      200,
+    );
     assert.equal((await api('PUT', '/groups/lab/members/mallory', { token: tc.adminToken })).status, 200);
     member = await tc.client.login('mallory', 'mallory-password');
   });
@@ -46,7 +55,10 @@ describe('hostile input', () => {
     for (const [why, name] of bad) {
       it(`refuses a name with ${why} with 400 INVALID_NAME and stores nothing`, async () => {
         const before = await fileCount();
-        const a = await api('POST', `/groups/lab/files?name=${encodeURIComponent(name)}`, { token: member, raw: Buffer.from('payload') });
+        const a = await api('POST', `/groups/lab/files?name=${encodeURIComponent(name)}`, {
+          token: member,
+          raw: Buffer.from('payload'),
+        });
         assert.equal(a.status, 400, JSON.stringify(a.body));
         assert.equal(codeOf(a), 'INVALID_NAME');
         assert.equal(await fileCount(), before);
@@ -55,7 +67,10 @@ describe('hostile input', () => {
 
     it('accepts a 255-byte name and a name with spaces and unicode', async () => {
       for (const name of ['y'.repeat(255), 'résumé 2024 (final).pdf']) {
-        const a = await api('POST', `/groups/lab/files?name=${encodeURIComponent(name)}`, { token: member, raw: Buffer.from('ok') });
+        const a = await api('POST', `/groups/lab/files?name=${encodeURIComponent(name)}`, {
+          token: member,
+          raw: Buffer.from('ok'),
+        });
         assert.equal(a.status, 200, JSON.stringify(a.body));
         assert.equal((a.body as { file: { name: string } }).file.name, name);
       }
@@ -77,13 +92,21 @@ describe('hostile input', () => {
     it('answers 413 for an upload whose Content-Length is over the upload limit, before reading it', async () => {
       const status = await new Promise<number>((resolve, reject) => {
         const url = new URL(tc.url);
-        const sock = connect({ host: url.hostname, port: Number(url.port), ca: tc.certPem, checkServerIdentity: () => undefined }, () => {
-          sock.write(
-            `POST /api/v1/groups/lab/files?name=huge.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${member}\r\n` +
-              `Content-Type: application/octet-stream\r\nContent-Length: ${Limits.uploadBytes + 1}\r\n\r\n` +
-              'only a few bytes',
-          );
-        });
+        const sock = connect(
+          {
+            host: url.hostname,
+            port: Number(url.port),
+            ca: tc.certPem,
+            checkServerIdentity: () => undefined,
+          },
+          () => {
+            sock.write(
+              `POST /api/v1/groups/lab/files?name=huge.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${member}\r\n` +
+                `Content-Type: application/octet-stream\r\nContent-Length: ${Limits.uploadBytes + 1}\r\n\r\n` +
+                'only a few bytes',
+            );
+          },
+        );
         let text = '';
         sock.setEncoding('utf8');
         sock.on('data', (d: string) => {
@@ -108,7 +131,10 @@ describe('hostile input', () => {
     });
 
     it('answers 400 VALIDATION_FAILED with the issues for unknown fields', async () => {
-      const a = await api('POST', '/groups', { token: tc.adminToken, json: { name: 'extra', isAdmin: true } });
+      const a = await api('POST', '/groups', {
+        token: tc.adminToken,
+        json: { name: 'extra', isAdmin: true },
+      });
       assert.equal(a.status, 400);
       assert.equal(codeOf(a), 'VALIDATION_FAILED');
       const details = (a.body as { error: { details: { issues: unknown[] } } }).error.details;
@@ -124,16 +150,33 @@ describe('hostile input', () => {
 
     it('refuses bad multicast addresses and clashes', async () => {
       for (const addr of ['10.0.0.1', '224.0.0.5', '239.1.2', '239.256.1.1', 'nonsense']) {
-        const a = await api('POST', '/groups', { token: tc.adminToken, json: { name: 'mc-bad', multicastAddress: addr } });
+        const a = await api('POST', '/groups', {
+          token: tc.adminToken,
+          json: { name: 'mc-bad', multicastAddress: addr },
+        });
         assert.equal(a.status, 400, addr);
         assert.equal(codeOf(a), 'INVALID_MULTICAST_ADDRESS');
       }
-      assert.equal((await api('POST', '/groups', { token: tc.adminToken, json: { name: 'mc-a', multicastAddress: '239.10.0.1', multicastPort: 9000 } })).status, 200);
-      const clash = await api('POST', '/groups', { token: tc.adminToken, json: { name: 'mc-b', multicastAddress: '239.10.0.1' } });
+      assert.equal(
+        (
+          await api('POST', '/groups', {
+            token: tc.adminToken,
+            json: { name: 'mc-a', multicastAddress: '239.10.0.1', multicastPort: 9000 },
+          })
+        ).status,
+        200,
+      );
+      const clash = await api('POST', '/groups', {
+        token: tc.adminToken,
+        json: { name: 'mc-b', multicastAddress: '239.10.0.1' },
+      });
       assert.equal(clash.status, 409);
       assert.equal(codeOf(clash), 'MULTICAST_ADDRESS_TAKEN');
       const picked = await api('POST', '/groups', { token: tc.adminToken, json: { name: 'mc-c' } });
-      assert.match((picked.body as { group: { multicastAddress: string } }).group.multicastAddress, /^239\.(19[2-5])\./);
+      assert.match(
+        (picked.body as { group: { multicastAddress: string } }).group.multicastAddress,
+        /^239\.(19[2-5])\./,
+      );
     });
   });
 
@@ -141,7 +184,12 @@ describe('hostile input', () => {
     it('a client that hangs up mid-upload leaves no catalogue row and no temp file', async () => {
       const before = await fileCount();
       const url = new URL(tc.url);
-      const sock = connect({ host: url.hostname, port: Number(url.port), ca: tc.certPem, checkServerIdentity: () => undefined });
+      const sock = connect({
+        host: url.hostname,
+        port: Number(url.port),
+        ca: tc.certPem,
+        checkServerIdentity: () => undefined,
+      });
       await new Promise<void>((resolve, reject) => {
         sock.once('secureConnect', () => resolve());
         sock.once('error', reject);
@@ -153,10 +201,12 @@ describe('hostile input', () => {
       const chunk = Buffer.alloc(1024 * 1024, 1);
       for (let i = 0; i < 8; i++) await new Promise<void>((r) => sock.write(chunk, () => r()));
       const tmp = join(tc.dataDir, 'tmp');
-      for (let i = 0; i < 200 && (await readdir(tmp)).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 200 && (await readdir(tmp)).length === 0; i++)
+        await new Promise((r) => setTimeout(r, 25));
       assert.equal((await readdir(tmp)).length, 1, 'the upload was streaming into a temp file');
       sock.destroy();
-      for (let i = 0; i < 200 && (await readdir(tmp)).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 200 && (await readdir(tmp)).length > 0; i++)
+        await new Promise((r) => setTimeout(r, 25));
       assert.deepEqual(await readdir(tmp), []);
       assert.equal(await fileCount(), before);
       assert.equal((await api('GET', '/info')).status, 200);
@@ -182,7 +232,11 @@ describe('hostile input', () => {
       assert.equal(codeOf(limited), 'RATE_LIMITED');
       assert.ok(Number(limited.headers['retry-after']) >= 1);
       // Even the right password is refused while limited: guessing cannot be continued.
-      assert.equal((await api('POST', '/auth/login', { json: { username: 'mallory', password: 'mallory-password' } })).status, 429);
+      assert.equal(
+        (await api('POST', '/auth/login', { json: { username: 'mallory', password: 'mallory-password' } }))
+          .status,
+        429,
+      );
       const info = await api('GET', '/info');
       assert.equal(info.status, 200);
       assert.equal((await api('GET', '/auth/me', { token: member })).status, 200);
@@ -193,7 +247,9 @@ describe('hostile input', () => {
       try {
         const statuses = [];
         for (const u of ['ann', 'ben', 'cat', 'dan']) {
-          const a = await strict.client.call('POST', '/api/v1/auth/login', { json: { username: u, password: 'guessing-here' } });
+          const a = await strict.client.call('POST', '/api/v1/auth/login', {
+            json: { username: u, password: 'guessing-here' },
+          });
           statuses.push(a.status);
         }
         assert.deepEqual(statuses, [401, 401, 401, 429]);
@@ -212,7 +268,9 @@ describe('hostile input', () => {
     it('refuses registration when it is turned off', async () => {
       const closed = await startTestCoordinator({ options: { registration: false } });
       try {
-        const a = await closed.client.call('POST', '/api/v1/auth/register', { json: { username: 'newbie', password: 'newbie-password' } });
+        const a = await closed.client.call('POST', '/api/v1/auth/register', {
+          json: { username: 'newbie', password: 'newbie-password' },
+        });
         assert.equal(a.status, 403);
         assert.equal(codeOf(a), 'REGISTRATION_CLOSED');
       } finally {

@@ -29,17 +29,37 @@ describe('coordinator basics', () => {
   it('runs the seed scenario: group, join, approve, share, search, download', async () => {
     const c = tc.client;
     const admin = tc.adminToken;
-    assert.equal((await c.call('POST', '/api/v1/groups', { token: admin, json: { name: 'lab' } })).status, 200);
-    assert.equal((await c.call('POST', '/api/v1/auth/register', { json: { username: 'alice', password: 'alice-password' } })).status, 200);
-    assert.equal((await c.call('POST', '/api/v1/auth/register', { json: { username: 'bob', password: 'bob-password' } })).status, 200);
+    assert.equal(
+      (await c.call('POST', '/api/v1/groups', { token: admin, json: { name: 'lab' } })).status,
+      200,
+    );
+    assert.equal(
+      (
+        await c.call('POST', '/api/v1/auth/register', {
+          json: { username: 'alice', password: 'alice-password' },
+        })
+      ).status,
+      200,
+    );
+    assert.equal(
+      (await c.call('POST', '/api/v1/auth/register', { json: { username: 'bob', password: 'bob-password' } }))
+        .status,
+      200,
+    );
     const alice = await c.login('alice', 'alice-password');
     const bob = await c.login('bob', 'bob-password');
     for (const [token] of [[alice], [bob]]) {
       const j = await c.call('POST', '/api/v1/groups/lab/join', { token });
       assert.equal(j.status, 200, JSON.stringify(j.body));
     }
-    assert.equal((await c.call('POST', '/api/v1/groups/lab/requests/alice/approve', { token: admin })).status, 200);
-    assert.equal((await c.call('POST', '/api/v1/groups/lab/requests/bob/approve', { token: admin })).status, 200);
+    assert.equal(
+      (await c.call('POST', '/api/v1/groups/lab/requests/alice/approve', { token: admin })).status,
+      200,
+    );
+    assert.equal(
+      (await c.call('POST', '/api/v1/groups/lab/requests/bob/approve', { token: admin })).status,
+      200,
+    );
     const data = Buffer.alloc(5 * 1024 * 1024 + 123, 7);
     const up = await c.call('POST', '/api/v1/groups/lab/files?name=report.PDF', { token: alice, raw: data });
     assert.equal(up.status, 200, JSON.stringify(up.body));
@@ -49,15 +69,24 @@ describe('coordinator basics', () => {
     assert.equal(file.type, 'pdf');
     const list = await c.call('GET', '/api/v1/groups/lab/files?search=repo', { token: bob });
     assert.equal(list.status, 200);
-    assert.deepEqual((list.body as { files: { id: string }[] }).files.map((f) => f.id), [file.id]);
+    assert.deepEqual(
+      (list.body as { files: { id: string }[] }).files.map((f) => f.id),
+      [file.id],
+    );
     const dl = await c.call('GET', `/api/v1/groups/lab/files/${file.id}/content`, { token: bob });
     assert.equal(dl.status, 200);
     assert.equal(createHash('sha256').update(dl.bytes).digest('hex'), file.sha256);
-    const part = await c.call('GET', `/api/v1/groups/lab/files/${file.id}/content`, { token: bob, headers: { range: 'bytes=10-19' } });
+    const part = await c.call('GET', `/api/v1/groups/lab/files/${file.id}/content`, {
+      token: bob,
+      headers: { range: 'bytes=10-19' },
+    });
     assert.equal(part.status, 206);
     assert.equal(part.bytes.length, 10);
     assert.equal(part.headers['content-range'], `bytes 10-19/${data.length}`);
-    const bad = await c.call('GET', `/api/v1/groups/lab/files/${file.id}/content`, { token: bob, headers: { range: `bytes=${data.length}-` } });
+    const bad = await c.call('GET', `/api/v1/groups/lab/files/${file.id}/content`, {
+      token: bob,
+      headers: { range: `bytes=${data.length}-` },
+    });
     assert.equal(bad.status, 416);
     assert.equal(codeOf(bad), 'RANGE_NOT_SATISFIABLE');
     assert.equal(bad.headers['content-range'], `bytes */${data.length}`);
@@ -70,7 +99,12 @@ describe('coordinator basics', () => {
     const admin = await tc.store.getUserByName('admin');
     assert.ok(admin);
     const t = createToken(Date.now() - 10_000, 5_000);
-    await tc.store.createSession({ tokenHash: t.tokenHash, userId: admin.id, createdAt: t.createdAt, expiresAt: t.expiresAt });
+    await tc.store.createSession({
+      tokenHash: t.tokenHash,
+      userId: admin.id,
+      createdAt: t.createdAt,
+      expiresAt: t.expiresAt,
+    });
     const a = await tc.client.call('GET', '/api/v1/auth/me', { token: t.token });
     assert.equal(a.status, 401);
     assert.equal(codeOf(a), 'SESSION_EXPIRED');

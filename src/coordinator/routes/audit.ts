@@ -25,7 +25,8 @@ export function registerAuditRoutes(app: FastifyInstance, ctx: CoordinatorContex
       for (const g of await store.listGroupsOfUser(user.id)) {
         if ((await store.getMembership(g.id, user.id))?.role === 'owner') owned.push(g);
       }
-      if (owned.length === 0) throw new ShoalError(ErrorCode.FORBIDDEN, 'the audit log is for admins and group owners');
+      if (owned.length === 0)
+        throw new ShoalError(ErrorCode.FORBIDDEN, 'the audit log is for admins and group owners');
       rows = (await Promise.all(owned.map((g) => store.listAudit({ groupName: g.name, limit }))))
         .flat()
         .sort((a, b) => b.at - a.at)

@@ -12,10 +12,23 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: CoordinatorContext
   let dummyHash: Promise<string> | undefined;
 
   defineRoute(app, ctx, 'register', async ({ body }) => {
-    if (!ctx.options.registration) throw new ShoalError(ErrorCode.REGISTRATION_CLOSED, 'self-registration is turned off; ask an admin');
-    if (await store.getUserByName(body.username)) throw new ShoalError(ErrorCode.USER_EXISTS, `user ${body.username} exists`);
-    const user = await store.createUser({ username: body.username, passwordHash: await hashPassword(body.password), isAdmin: false });
-    await store.addAudit({ at: Date.now(), actorId: user.id, action: 'user.register', groupName: null, target: user.username, detail: null });
+    if (!ctx.options.registration)
+      throw new ShoalError(ErrorCode.REGISTRATION_CLOSED, 'self-registration is turned off; ask an admin');
+    if (await store.getUserByName(body.username))
+      throw new ShoalError(ErrorCode.USER_EXISTS, `user ${body.username} exists`);
+    const user = await store.createUser({
+      username: body.username,
+      passwordHash: await hashPassword(body.password),
+      isAdmin: false,
+    });
+    await store.addAudit({
+      at: Date.now(),
+      actorId: user.id,
+      action: 'user.register',
+      groupName: null,
+      target: user.username,
+      detail: null,
+    });
     return { user: userView(user) };
   });
 
@@ -32,7 +45,12 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: CoordinatorContext
       throw new ShoalError(ErrorCode.INVALID_CREDENTIALS, 'wrong username or password');
     }
     const t = createToken();
-    await store.createSession({ tokenHash: t.tokenHash, userId: user.id, createdAt: t.createdAt, expiresAt: t.expiresAt });
+    await store.createSession({
+      tokenHash: t.tokenHash,
+      userId: user.id,
+      createdAt: t.createdAt,
+      expiresAt: t.expiresAt,
+    });
     return { token: t.token, expiresAt: new Date(t.expiresAt).toISOString(), user: userView(user) };
   });
 

@@ -42,19 +42,27 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
 
   const requireFile = async (group: GroupRow, fileId: string): Promise<FileRow> => {
     const f = await store.getFile(fileId);
-    if (!f || f.groupId !== group.id) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId} in ${group.name}`);
+    if (!f || f.groupId !== group.id)
+      throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId} in ${group.name}`);
     return f;
   };
 
   // Uploads live in their own encapsulated context so only this route takes raw bodies.
   app.register(async (upload) => {
     upload.removeAllContentTypeParsers();
-    upload.addContentTypeParser('*', (_req: FastifyRequest, payload: Readable, done: (err: Error | null, body?: unknown) => void) => done(null, payload));
+    upload.addContentTypeParser(
+      '*',
+      (_req: FastifyRequest, payload: Readable, done: (err: Error | null, body?: unknown) => void) =>
+        done(null, payload),
+    );
     defineRoute(upload, ctx, 'shareFile', async ({ group, query, body, user, req }) => {
       const name = checkFileName(query.name);
       const declared = Number(req.headers['content-length']);
       if (Number.isFinite(declared) && declared > Limits.uploadBytes) {
-        throw new ShoalError(ErrorCode.PAYLOAD_TOO_LARGE, `files larger than ${Limits.uploadBytes} bytes are refused`);
+        throw new ShoalError(
+          ErrorCode.PAYLOAD_TOO_LARGE,
+          `files larger than ${Limits.uploadBytes} bytes are refused`,
+        );
       }
       if (!body) throw new ShoalError(ErrorCode.BAD_REQUEST, 'the request body must be the file bytes');
       const abort = new AbortController();
@@ -64,18 +72,54 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
       req.raw.once('close', onClose);
       let blob;
       try {
-        blob = await blobs.ingest(body as Readable, { pieceSize: ctx.options.pieceSize, maxBytes: Limits.uploadBytes, signal: abort.signal });
+        blob = await blobs.ingest(body as Readable, {
+          pieceSize: ctx.options.pieceSize,
+          maxBytes: Limits.uploadBytes,
+          signal: abort.signal,
+        });
       } finally {
         req.raw.off('close', onClose);
       }
       try {
-        if (Number.isFinite(declared) && declared !== blob.size) throw new ShoalError(ErrorCode.ABORTED, 'upload shorter than its Content-Length');
+        if (Number.isFinite(declared) && declared !== blob.size)
+          throw new ShoalError(ErrorCode.ABORTED, 'upload shorter than its Content-Length');
         const file = await store.transaction(async (tx) => {
           const known = await tx.getBlob(blob.sha256);
-          if (!known) await tx.putBlob({ sha256: blob.sha256, size: blob.size, pieceSize: blob.pieceSize, pieces: blob.pieces, createdAt: Date.now() });
-          const f = await tx.createFile({ groupId: group.id, name, type: fileType(name), sha256: blob.sha256, size: blob.size, sharedBy: user.id, sharedAt: Date.now() });
-          await tx.addAudit({ at: Date.now(), actorId: user.id, action: 'file.share', groupName: group.name, target: name, detail: `${f.id} ${blob.sha256} ${blob.size}` });
-          return { f, blobRow: known ?? { sha256: blob.sha256, size: blob.size, pieceSize: blob.pieceSize, pieces: blob.pieces, createdAt: Date.now() } };
+          if (!known)
+            await tx.putBlob({
+              sha256: blob.sha256,
+              size: blob.size,
+              pieceSize: blob.pieceSize,
+              pieces: blob.pieces,
+              createdAt: Date.now(),
+            });
+          const f = await tx.createFile({
+            groupId: group.id,
+            name,
+            type: fileType(name),
+            sha256: blob.sha256,
+            size: blob.size,
+            sharedBy: user.id,
+            sharedAt: Date.now(),
+          });
+          await tx.addAudit({
+            at: Date.now(),
+            actorId: user.id,
+            action: 'file.share',
+            groupName: group.name,
+            target: name,
+            detail: `${f.id} ${blob.sha256} ${blob.size}`,
+          });
+          return {
+            f,
+            blobRow: known ?? {
+              sha256: blob.sha256,
+              size: blob.size,
+              pieceSize: blob.pieceSize,
+              pieces: blob.pieces,
+              createdAt: Date.now(),
+            },
+          };
         });
         events.publish({ type: 'catalogue-changed', group: group.name, fileId: file.f.id, change: 'shared' });
         ctx.logger.info('file shared', { group: group.name, fileId: file.f.id, size: blob.size });
@@ -94,7 +138,8 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
     if (query.maxSize !== undefined) filter.maxSize = query.maxSize;
     if (query.since) {
       const t = Date.parse(query.since);
-      if (Number.isNaN(t)) throw new ShoalError(ErrorCode.VALIDATION_FAILED, `since: not a date: ${query.since}`);
+      if (Number.isNaN(t))
+        throw new ShoalError(ErrorCode.VALIDATION_FAILED, `since: not a date: ${query.since}`);
       filter.since = t;
     }
     if (query.sharer) {
@@ -106,19 +151,27 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
     const names = createNameCache(store);
     const blobRows = new Map<string, Awaited<ReturnType<typeof store.getBlob>>>();
     for (const r of rows) if (!blobRows.has(r.sha256)) blobRows.set(r.sha256, await store.getBlob(r.sha256));
-    return { files: await Promise.all(rows.map((r) => fileView(r, blobRows.get(r.sha256), group.name, names))) };
+    return {
+      files: await Promise.all(rows.map((r) => fileView(r, blobRows.get(r.sha256), group.name, names))),
+    };
   });
 
   defineRoute(app, ctx, 'getFile', async ({ group, params }) => {
     const f = await requireFile(group, params.fileId);
     const blob = await store.getBlob(f.sha256);
     if (!blob) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `the bytes of ${f.name} are gone`);
-    return { file: await fileView(f, blob, group.name, createNameCache(store)), manifest: manifestView(f, blob) };
+    return {
+      file: await fileView(f, blob, group.name, createNameCache(store)),
+      manifest: manifestView(f, blob),
+    };
   });
 
   const sendFile = async (f: FileRow, req: FastifyRequest, reply: FastifyReply): Promise<typeof replied> => {
     const etag = `"${f.sha256}"`;
-    reply.header('etag', etag).header('accept-ranges', 'bytes').header('content-disposition', contentDisposition(f.name));
+    reply
+      .header('etag', etag)
+      .header('accept-ranges', 'bytes')
+      .header('content-disposition', contentDisposition(f.name));
     reply.header('cache-control', 'private, max-age=0, must-revalidate');
     if (req.headers['if-none-match'] === etag) {
       void reply.code(304).send();
@@ -132,11 +185,17 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
       throw new ShoalError(ErrorCode.RANGE_NOT_SATISFIABLE, `range outside 0-${f.size - 1}`);
     }
     const path = blobs.pathOf(f.sha256);
-    if (!(await blobs.has(f.sha256))) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `the bytes of ${f.name} are gone`);
+    if (!(await blobs.has(f.sha256)))
+      throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `the bytes of ${f.name} are gone`);
     reply.type('application/octet-stream');
     if (range) {
-      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${f.size}`).header('content-length', String(range.end - range.start + 1));
-      void reply.send(createReadStream(path, { start: range.start, end: range.end, highWaterMark: 256 * 1024 }));
+      reply
+        .code(206)
+        .header('content-range', `bytes ${range.start}-${range.end}/${f.size}`)
+        .header('content-length', String(range.end - range.start + 1));
+      void reply.send(
+        createReadStream(path, { start: range.start, end: range.end, highWaterMark: 256 * 1024 }),
+      );
       return replied;
     }
     reply.header('content-length', String(f.size));
@@ -144,16 +203,28 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
     return replied;
   };
 
-  defineRoute(app, ctx, 'downloadFile', async ({ group, params, req, reply }) => sendFile(await requireFile(group, params.fileId), req, reply));
+  defineRoute(app, ctx, 'downloadFile', async ({ group, params, req, reply }) =>
+    sendFile(await requireFile(group, params.fileId), req, reply),
+  );
 
   defineRoute(app, ctx, 'unshareFile', async ({ group, params, user, membership }) => {
     const f = await requireFile(group, params.fileId);
     if (f.sharedBy !== user.id && membership?.role !== 'owner' && !user.isAdmin) {
-      throw new ShoalError(ErrorCode.FORBIDDEN, 'only the sharer, an owner of the group or an admin may stop sharing this file');
+      throw new ShoalError(
+        ErrorCode.FORBIDDEN,
+        'only the sharer, an owner of the group or an admin may stop sharing this file',
+      );
     }
     await store.transaction(async (tx) => {
       await tx.deleteFile(f.id);
-      await tx.addAudit({ at: Date.now(), actorId: user.id, action: 'file.unshare', groupName: group.name, target: f.name, detail: `${f.id} ${f.sha256}` });
+      await tx.addAudit({
+        at: Date.now(),
+        actorId: user.id,
+        action: 'file.unshare',
+        groupName: group.name,
+        target: f.name,
+        detail: `${f.id} ${f.sha256}`,
+      });
     });
     events.publish({ type: 'catalogue-changed', group: group.name, fileId: f.id, change: 'unshared' });
     await ctx.collectGarbage();

@@ -19,13 +19,23 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
     if (!u) throw new ShoalError(ErrorCode.USER_NOT_FOUND, `no user named ${username}`);
     return u;
   };
-  const audit = (s: Store, actor: UserRow, action: string, group: GroupRow | null, target: string | null, detail: string | null = null) =>
+  const audit = (
+    s: Store,
+    actor: UserRow,
+    action: string,
+    group: GroupRow | null,
+    target: string | null,
+    detail: string | null = null,
+  ) =>
     s.addAudit({ at: Date.now(), actorId: actor.id, action, groupName: group?.name ?? null, target, detail });
   /** Throws LAST_OWNER when removing `userId`'s ownership would leave the group without an owner. */
   const keepAnOwner = async (s: Store, group: GroupRow, userId: string) => {
     const owners = (await s.listMembers(group.id)).filter((m) => m.role === 'owner');
     if (owners.length === 1 && owners[0].userId === userId) {
-      throw new ShoalError(ErrorCode.LAST_OWNER, `${group.name} needs at least one owner; add another owner first (or delete the group)`);
+      throw new ShoalError(
+        ErrorCode.LAST_OWNER,
+        `${group.name} needs at least one owner; add another owner first (or delete the group)`,
+      );
     }
   };
 
@@ -48,7 +58,8 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
   });
 
   defineRoute(app, ctx, 'createGroup', async ({ body, user }) => {
-    if (await store.getGroupByName(body.name)) throw new ShoalError(ErrorCode.GROUP_EXISTS, `group ${body.name} exists`);
+    if (await store.getGroupByName(body.name))
+      throw new ShoalError(ErrorCode.GROUP_EXISTS, `group ${body.name} exists`);
     const group = await store.transaction(async (tx) => {
       const used = await tx.usedMulticast();
       let address: string;
@@ -61,7 +72,12 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
       } else {
         address = pickMulticastAddress(used.map((u) => u.address));
       }
-      const g = await tx.createGroup({ name: body.name, multicastAddress: address, multicastPort: body.multicastPort ?? defaultMulticastPort, createdBy: user.id });
+      const g = await tx.createGroup({
+        name: body.name,
+        multicastAddress: address,
+        multicastPort: body.multicastPort ?? defaultMulticastPort,
+        createdBy: user.id,
+      });
       await tx.addMember({ groupId: g.id, userId: user.id, role: 'owner', joinedAt: Date.now() });
       await audit(tx, user, 'group.create', g, null, `${address}:${g.multicastPort}`);
       return g;
@@ -70,7 +86,9 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
     return { group: await groupView(store, group, user) };
   });
 
-  defineRoute(app, ctx, 'getGroup', async ({ group, user }) => ({ group: await groupView(store, group, user) }));
+  defineRoute(app, ctx, 'getGroup', async ({ group, user }) => ({
+    group: await groupView(store, group, user),
+  }));
 
   defineRoute(app, ctx, 'deleteGroup', async ({ group, user }) => {
     await store.transaction(async (tx) => {
@@ -83,7 +101,9 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
     return undefined;
   });
 
-  defineRoute(app, ctx, 'listMembers', async ({ group }) => ({ members: (await store.listMembers(group.id)).map(memberView) }));
+  defineRoute(app, ctx, 'listMembers', async ({ group }) => ({
+    members: (await store.listMembers(group.id)).map(memberView),
+  }));
 
   defineRoute(app, ctx, 'addMember', async ({ group, params, body, user }) => {
     const role = body?.role ?? 'member';
@@ -95,16 +115,33 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
         if (existing.role === 'owner') await keepAnOwner(tx, group, target.id);
         await tx.removeMember(group.id, target.id);
       }
-      const member = { groupId: group.id, userId: target.id, role, joinedAt: existing?.joinedAt ?? Date.now() } as const;
+      const member = {
+        groupId: group.id,
+        userId: target.id,
+        role,
+        joinedAt: existing?.joinedAt ?? Date.now(),
+      } as const;
       await tx.addMember(member);
       const pending = await tx.getJoinRequest(group.id, target.id);
       if (pending?.state === 'pending') {
-        await tx.upsertJoinRequest({ ...pending, state: 'approved', decidedBy: user.id, decidedAt: Date.now() });
+        await tx.upsertJoinRequest({
+          ...pending,
+          state: 'approved',
+          decidedBy: user.id,
+          decidedAt: Date.now(),
+        });
       }
       await audit(tx, user, existing ? 'member.role' : 'member.add', group, target.username, role);
       return { member, target, change: existing ? ('role' as const) : ('added' as const) };
     });
-    if (result.change) events.publish({ type: 'membership-changed', group: group.name, username: result.target.username, change: result.change, role });
+    if (result.change)
+      events.publish({
+        type: 'membership-changed',
+        group: group.name,
+        username: result.target.username,
+        change: result.change,
+        role,
+      });
     return { member: memberView({ ...result.member, username: result.target.username }) };
   });
 
@@ -112,21 +149,39 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
     await store.transaction(async (tx) => {
       const target = await requireUser(tx, params.username);
       const existing = await tx.getMembership(group.id, target.id);
-      if (!existing) throw new ShoalError(ErrorCode.NOT_FOUND, `${target.username} is not a member of ${group.name}`);
+      if (!existing)
+        throw new ShoalError(ErrorCode.NOT_FOUND, `${target.username} is not a member of ${group.name}`);
       if (existing.role === 'owner') await keepAnOwner(tx, group, target.id);
       await tx.removeMember(group.id, target.id);
       await audit(tx, user, 'member.remove', group, target.username);
     });
-    events.publish({ type: 'membership-changed', group: group.name, username: params.username, change: 'removed' });
+    events.publish({
+      type: 'membership-changed',
+      group: group.name,
+      username: params.username,
+      change: 'removed',
+    });
     return undefined;
   });
 
   defineRoute(app, ctx, 'joinGroup', async ({ group, user, membership }) => {
-    if (membership) throw new ShoalError(ErrorCode.ALREADY_MEMBER, `you are already a member of ${group.name}`);
+    if (membership)
+      throw new ShoalError(ErrorCode.ALREADY_MEMBER, `you are already a member of ${group.name}`);
     const row: JoinRequestRow = await store.transaction(async (tx) => {
       const prior = await tx.getJoinRequest(group.id, user.id);
-      if (prior?.state === 'pending') throw new ShoalError(ErrorCode.REQUEST_PENDING, `your request to join ${group.name} is already pending`);
-      const r: JoinRequestRow = { groupId: group.id, userId: user.id, state: 'pending', createdAt: Date.now(), decidedBy: null, decidedAt: null };
+      if (prior?.state === 'pending')
+        throw new ShoalError(
+          ErrorCode.REQUEST_PENDING,
+          `your request to join ${group.name} is already pending`,
+        );
+      const r: JoinRequestRow = {
+        groupId: group.id,
+        userId: user.id,
+        state: 'pending',
+        createdAt: Date.now(),
+        decidedBy: null,
+        decidedAt: null,
+      };
       await tx.upsertJoinRequest(r);
       await audit(tx, user, 'join.request', group, user.username);
       return r;
@@ -142,7 +197,12 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
       await tx.removeMember(group.id, user.id);
       await audit(tx, user, 'member.leave', group, user.username);
     });
-    events.publish({ type: 'membership-changed', group: group.name, username: user.username, change: 'left' });
+    events.publish({
+      type: 'membership-changed',
+      group: group.name,
+      username: user.username,
+      change: 'left',
+    });
     return undefined;
   });
 
@@ -155,7 +215,8 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
     } else if (!user.isAdmin) {
       const mine = await store.listGroupsOfUser(user.id);
       const owned = [];
-      for (const g of mine) if ((await store.getMembership(g.id, user.id))?.role === 'owner') owned.push(g.id);
+      for (const g of mine)
+        if ((await store.getMembership(g.id, user.id))?.role === 'owner') owned.push(g.id);
       if (owned.length === 0) return { requests: [] };
       groupIds = owned;
     }
@@ -168,7 +229,11 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
     const row = await store.transaction(async (tx) => {
       const target = await requireUser(tx, username);
       const r = await tx.getJoinRequest(group.id, target.id);
-      if (!r || r.state !== 'pending') throw new ShoalError(ErrorCode.REQUEST_NOT_FOUND, `no pending request of ${username} for ${group.name}`);
+      if (!r || r.state !== 'pending')
+        throw new ShoalError(
+          ErrorCode.REQUEST_NOT_FOUND,
+          `no pending request of ${username} for ${group.name}`,
+        );
       const decided: JoinRequestRow = { ...r, state, decidedBy: actor.id, decidedAt: Date.now() };
       await tx.upsertJoinRequest(decided);
       if (state === 'approved' && !(await tx.getMembership(group.id, target.id))) {
@@ -178,10 +243,21 @@ export function registerGroupRoutes(app: FastifyInstance, ctx: CoordinatorContex
       return decided;
     });
     events.publish({ type: 'join-decided', group: group.name, username, state });
-    if (state === 'approved') events.publish({ type: 'membership-changed', group: group.name, username, change: 'added', role: 'member' });
+    if (state === 'approved')
+      events.publish({
+        type: 'membership-changed',
+        group: group.name,
+        username,
+        change: 'added',
+        role: 'member',
+      });
     return { request: await joinRequestView(store, row, undefined, group.name) };
   };
 
-  defineRoute(app, ctx, 'approveRequest', ({ group, params, user }) => decide(group, params.username, user, 'approved'));
-  defineRoute(app, ctx, 'denyRequest', ({ group, params, user }) => decide(group, params.username, user, 'denied'));
+  defineRoute(app, ctx, 'approveRequest', ({ group, params, user }) =>
+    decide(group, params.username, user, 'approved'),
+  );
+  defineRoute(app, ctx, 'denyRequest', ({ group, params, user }) =>
+    decide(group, params.username, user, 'denied'),
+  );
 }

@@ -17,17 +17,37 @@ export function registerUserRoutes(app: FastifyInstance, ctx: CoordinatorContext
   defineRoute(app, ctx, 'listUsers', async () => ({ users: (await store.listUsers()).map(userView) }));
 
   defineRoute(app, ctx, 'createUser', async ({ body, user: actor }) => {
-    if (await store.getUserByName(body.username)) throw new ShoalError(ErrorCode.USER_EXISTS, `user ${body.username} exists`);
-    const user = await store.createUser({ username: body.username, passwordHash: await hashPassword(body.password), isAdmin: body.isAdmin ?? false });
-    await store.addAudit({ at: Date.now(), actorId: actor.id, action: 'user.create', groupName: null, target: user.username, detail: user.isAdmin ? 'admin' : null });
+    if (await store.getUserByName(body.username))
+      throw new ShoalError(ErrorCode.USER_EXISTS, `user ${body.username} exists`);
+    const user = await store.createUser({
+      username: body.username,
+      passwordHash: await hashPassword(body.password),
+      isAdmin: body.isAdmin ?? false,
+    });
+    await store.addAudit({
+      at: Date.now(),
+      actorId: actor.id,
+      action: 'user.create',
+      groupName: null,
+      target: user.username,
+      detail: user.isAdmin ? 'admin' : null,
+    });
     return { user: userView(user) };
   });
 
   defineRoute(app, ctx, 'updateUser', async ({ params, body, user: actor }) => {
     const user = await requireUser(params.username);
-    if (user.id === actor.id && !body.isAdmin) throw new ShoalError(ErrorCode.CONFLICT, 'you cannot remove your own admin rights');
+    if (user.id === actor.id && !body.isAdmin)
+      throw new ShoalError(ErrorCode.CONFLICT, 'you cannot remove your own admin rights');
     await store.setAdmin(user.id, body.isAdmin);
-    await store.addAudit({ at: Date.now(), actorId: actor.id, action: body.isAdmin ? 'user.admin' : 'user.unadmin', groupName: null, target: user.username, detail: null });
+    await store.addAudit({
+      at: Date.now(),
+      actorId: actor.id,
+      action: body.isAdmin ? 'user.admin' : 'user.unadmin',
+      groupName: null,
+      target: user.username,
+      detail: null,
+    });
     return { user: userView({ ...user, isAdmin: body.isAdmin }) };
   });
 
@@ -35,7 +55,14 @@ export function registerUserRoutes(app: FastifyInstance, ctx: CoordinatorContext
     const user = await requireUser(params.username);
     if (user.id === actor.id) throw new ShoalError(ErrorCode.CONFLICT, 'you cannot delete your own account');
     await store.deleteUser(user.id);
-    await store.addAudit({ at: Date.now(), actorId: actor.id, action: 'user.delete', groupName: null, target: user.username, detail: null });
+    await store.addAudit({
+      at: Date.now(),
+      actorId: actor.id,
+      action: 'user.delete',
+      groupName: null,
+      target: user.username,
+      detail: null,
+    });
     ctx.events.publish({ type: 'user-deleted', username: user.username });
     return undefined;
   });
