@@ -19,6 +19,7 @@ interface AgentOpts {
   token?: string;
   streams?: string;
   stateDir?: string;
+  multicastInterface?: string;
 }
 
 /** Registers `shoal agent`. */
@@ -32,6 +33,7 @@ export function registerAgentCommand(program: Command, ctx: CommandContext): voi
     .option('--token <token>', 'bearer token (default: the one saved by `shoal login`)')
     .option('--streams <n>', 'parallel connections per holder', '4')
     .option('--state-dir <dir>', 'agent state (default $SHOAL_HOME/agent)')
+    .option('--multicast-interface <addr>', 'local address to join multicast groups on (multi-homed hosts)')
     .action(async (opts: AgentOpts) => {
       const env = ctx.io.env;
       const home = configHome(env);
@@ -55,6 +57,7 @@ export function registerAgentCommand(program: Command, ctx: CommandContext): voi
           name: opts.name ?? hostname(),
           listen: opts.listen,
           streams,
+          multicastInterface: opts.multicastInterface,
         },
       );
       await agent.start();
