@@ -121,6 +121,27 @@ describe('multicast over loopback', () => {
     assert.ok(createChunkSealer(key, wireTransferId('tx-secret')).open(0, 0, sealed).equals(src.bytes.subarray(0, chunkSize)));
   });
 
+  it('leaves a receiver that multicast does not reach to the swarm instead of resending everything for it', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const src = await randomFile(work.dir, 'deaf.bin', 2 * MiB, MiB);
+    const group = nextGroup();
+    const port = await freePort();
+    const key = randomBytes(32);
+    const hearing = await makeReceiver('hearing', src.manifest, group, port, key, 'tx-deaf');
+    // Joined to another group: it hears nothing of this transfer, like a host behind a router.
+    const deaf = await makeReceiver('deaf', src.manifest, nextGroup(), port, key, 'tx-deaf');
+    t.after(() => Promise.all([hearing.receiver.stop(), deaf.receiver.stop()]));
+    const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => [hearing, deaf]) }, senderOptions(src.path, src.manifest, group, port, key, 'tx-deaf', 100e6));
+    const result = await sender.run(AbortSignal.timeout(60_000));
+    assert.equal(result.complete, false);
+    assert.deepEqual(result.unreached, ['deaf']);
+    // Repair passes (if the hearing receiver lost a datagram) never resend the file for the deaf one.
+    assert.ok(result.passes.slice(1).every((p) => p.datagrams < result.passes[0].datagrams / 10), JSON.stringify(result.passes.map((p) => p.datagrams)));
+    await hearing.receiver.whenComplete(AbortSignal.timeout(10_000));
+    assert.equal(deaf.receiver.stats.firstDataAt, null);
+    assert.equal(await sha256File(await hearing.partial.finalize()), src.manifest.sha256);
+  });
+
   it('refuses to resend a chunk whose bytes changed on disk since pass 1 (a nonce never covers two plaintexts)', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const { open } = await import('node:fs/promises');

@@ -70,6 +70,11 @@ export interface MulticastSenderOptions {
   passGraceMs?: number;
   /** Loss rate above which the rate backs off (default 0.1). */
   backoffLoss?: number;
+  /**
+   * Loss rate at or above which a receiver counts as not reached by multicast (a router, a firewall, a late
+   * join): it is left out of repair passes and of rate adaptation, and finishes through the swarm (default 0.5).
+   */
+  unreachedLoss?: number;
 }
 
 /** What one pass did. */
@@ -97,6 +102,8 @@ export interface SendResult {
   complete: boolean;
   /** Receivers that still lack chunks (they finish through the swarm). */
   incomplete: string[];
+  /** Receivers left out of repair because multicast does not reach them (a subset of `incomplete`). */
+  unreached: string[];
   /** Rate the sender ended at, bits/s. */
   finalRateBps: number;
   /** DATA datagrams over all passes. */
@@ -141,6 +148,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
   const maxPasses = Math.max(1, options.maxPasses ?? 8);
   const readAhead = Math.max(2, Math.floor((options.readAheadBytes ?? 8 * 1024 * 1024) / chunkSize));
   const backoffLoss = options.backoffLoss ?? 0.1;
+  const unreachedLoss = options.unreachedLoss ?? 0.5;
   /** Tag of each chunk's first seal: a reseal must reproduce it (same nonce must mean same plaintext). */
   const tags = Buffer.alloc(chunkCount * SEAL_TAG_BYTES);
   const tagKnown = new Uint8Array(chunkCount);
@@ -291,6 +299,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
         let total = { datagrams: 0, wireBytes: 0 };
         let work: { chunks: number[]; fragments: Map<number, Set<number>> } = { chunks: Array.from({ length: chunkCount }, (_, i) => i), fragments: new Map() };
         let incomplete: string[] = [];
+        const unreached = new Set<string>();
         let complete = false;
         for (let pass = 1; pass <= maxPasses; pass++) {
           pacer.setRate(rate);
@@ -322,22 +331,32 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
           passes.push(report);
           total = { datagrams: total.datagrams + sent, wireBytes: total.wireBytes + wire };
           incomplete = statuses.filter((s) => missingChunkCount(s) > 0).map((s) => s.receiverId);
+          for (const s of statuses) {
+            // A receiver that heard nothing at all never saw an end-of-pass marker to compute its loss from.
+            const deaf = s.received === 0 && chunkCount > 0 && missingChunkCount(s) >= chunkCount;
+            if ((deaf || s.lossRate >= unreachedLoss) && missingChunkCount(s) > 0) unreached.add(s.receiverId);
+          }
+          const reached = statuses.filter((s) => !unreached.has(s.receiverId));
           log.info('pass done', { pass, chunks: report.chunks, datagrams: sent, wireBytes: wire, rateBps: Math.round(rate), ms: report.ms, incomplete: incomplete.length, receivers: statuses.length });
           if (incomplete.length === 0) {
             complete = true;
             break;
           }
-          // Adapt: receivers that lost most of a pass are not reached by multicast at all (they finish by
-          // unicast); their loss says nothing about congestion.
-          const losses = statuses.map((s) => s.lossRate).filter((l) => l < 0.5);
+          if (reached.every((s) => missingChunkCount(s) === 0)) {
+            log.info('only receivers not reached by multicast lack data; they finish through the swarm', { unreached: [...unreached] });
+            break;
+          }
+          // Adapt on the receivers multicast reaches: a receiver that lost most of a pass says nothing about
+          // congestion.
+          const losses = reached.map((s) => s.lossRate);
           const worst = losses.length ? Math.max(...losses) : 0;
           if (worst > backoffLoss) rate = Math.max(floor, rate * Math.max(0.5, 1 - 2 * worst));
           else if (worst < backoffLoss / 2) rate = Math.min(ceiling, rate * 1.25);
-          const plan = planRepair(statuses, chunkCount, (c) => layout(c).count);
+          const plan = planRepair(reached, chunkCount, (c) => layout(c).count);
           const chunks = [...new Set([...plan.whole, ...plan.fragments.keys()])].sort((a, b) => a - b);
           work = { chunks, fragments: plan.fragments };
         }
-        return { passes, complete, incomplete: complete ? [] : incomplete, finalRateBps: rate, ...total };
+        return { passes, complete, incomplete: complete ? [] : incomplete, unreached: complete ? [] : [...unreached], finalRateBps: rate, ...total };
       } finally {
         if (socket) {
           const s = socket;
