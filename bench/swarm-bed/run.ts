@@ -6,7 +6,12 @@
  * the same file from one nginx in `s` with curl on the same bed, and against size ÷ cap. Prints a table with
  * times and ratios; asserts nothing about time.
  *
- *   sudo node --import tsx bench/swarm-bed/run.ts          (env: SIZE_MIB, RATE_MBIT, RUN_TIMEOUT_S, KEEP=1)
+ *   sudo node --import tsx bench/swarm-bed/run.ts
+ *   env: SIZE_MIB (256), RATE_MBIT (200), RUN_TIMEOUT_S (300), MODES (swarm,multicast), KEEP=1 (keep work dir)
+ *
+ * Shoal runs once per mode: `swarm` (coordinator started with SHOAL_MULTICAST=off: agents pull over HTTPS
+ * from the coordinator and each other) and `multicast` (the default scheduler: one multicast send paced at
+ * 90 % of the cap, swarm repair), each with a fresh coordinator and fresh agents.
  *
  * Needs root and `ip netns`; otherwise it says why and exits 0. Builds the bed with
  * ../shared/bench/testbed.sh up 9 under namespace names of its own (so the default s/b77/rK bed other runs use
@@ -28,6 +33,7 @@ const sizeMiB = Number(process.env.SIZE_MIB ?? 256);
 const rateMbit = Number(process.env.RATE_MBIT ?? 200);
 const runTimeoutS = Number(process.env.RUN_TIMEOUT_S ?? 300);
 const keep = process.env.KEEP === '1';
+const modes = (process.env.MODES ?? 'swarm,multicast').split(',').filter((m): m is 'swarm' | 'multicast' => m === 'swarm' || m === 'multicast');
 const N = 8;
 
 const coordIp = '10.77.0.1';
@@ -167,12 +173,21 @@ interface Outcome {
   note: string;
 }
 
-async function shoalRun(work: string, payload: string, expectedSha: string): Promise<Outcome> {
+type Mode = 'swarm' | 'multicast';
+
+/** One Shoal delivery to the 8 agents. `swarm`: the coordinator's multicast is off (SHOAL_MULTICAST=off),
+ * so the agents pull pieces over HTTPS from it and from each other; `multicast`: the default scheduler,
+ * which sends a group delivery once by multicast (paced at 90 % of the cap) when several members are online. */
+async function shoalRun(top: string, payload: string, expectedSha: string, mode: Mode): Promise<Outcome> {
+  const work = join(top, mode);
+  for (let k = 1; k <= N; k++) await mkdir(join(work, `r${k}`), { recursive: true });
   const coordDir = join(work, 'coord');
   await mkdir(coordDir, { recursive: true });
   const coordLog = join(work, 'coordinator.log');
   const coord = startIn(bedS, shoalArgv(['server', '--data', coordDir, '--host', coordIp, '--port', String(coordPort), '--json', '--no-registration']), coordLog, {
     SHOAL_ADMIN_PASSWORD: adminPassword,
+    SHOAL_MULTICAST: mode === 'swarm' ? 'off' : 'on',
+    SHOAL_MULTICAST_RATE_MBIT: String(Math.round(rateMbit * 0.9)),
   });
   // The --json result is the first thing on stdout (the log file); wait for it, bounded.
   let fingerprint = '';
@@ -268,6 +283,7 @@ async function shoalRun(work: string, payload: string, expectedSha: string): Pro
   } finally {
     for (const a of agents) await stop(a);
     await stop(coord);
+    if (!keep) await rm(work, { recursive: true, force: true });
   }
 }
 
@@ -374,10 +390,20 @@ async function main(): Promise<void> {
     }
     log(`bed up: ${bedS} (coordinator, nginx) + ${rns(1)}..${rns(N)} (agents, curl) + ${sharerNs} (sharer), tbf ${rateMbit} Mbit/s on every tb0 egress`);
 
-    const shoal = await shoalRun(work, payload, expectedSha);
-    log(`shoal: ${shoal.seconds.toFixed(2)} s, ${shoal.ok}/${N} verified; ${shoal.note}`);
-    for (let k = 1; k <= N; k++) await rm(join(work, `r${k}`, 'dl'), { recursive: true, force: true });
-    await rm(join(work, 'coord'), { recursive: true, force: true });
+    const shoal: Partial<Record<Mode, Outcome>> = {};
+    for (const mode of modes) {
+      try {
+        shoal[mode] = await shoalRun(work, payload, expectedSha, mode);
+      } catch (err) {
+        log(`shoal ${mode} failed: ${(err as Error).message}`);
+        for (const f of ['coordinator.log', ...Array.from({ length: N }, (_, i) => `agent-r${i + 1}.log`)]) {
+          const path = join(work, mode, f);
+          if (existsSync(path)) console.error(`--- ${mode}/${f} (tail)\n${readFileSync(path, 'utf8').slice(-1500)}`);
+        }
+        shoal[mode] = { seconds: NaN, ok: 0, note: `failed: ${(err as Error).message}` };
+      }
+      log(`shoal ${mode}: ${shoal[mode]!.seconds.toFixed(2)} s, ${shoal[mode]!.ok}/${N} verified; ${shoal[mode]!.note}`);
+    }
     const http = await httpRun(work, payloadDir, expectedSha);
     log(`http: ${http.seconds.toFixed(2)} s, ${http.ok}/${N} verified; ${http.note}`);
 
@@ -387,17 +413,17 @@ async function main(): Promise<void> {
     console.log('| case | time (s) | × size/cap | verified copies |');
     console.log('|---|---|---|---|');
     console.log(row('size ÷ cap (ideal)', idealS, '-'));
-    console.log(row('Shoal (coordinator + 8 agents, pending add)', shoal.seconds, `${shoal.ok}/${N}`));
+    for (const mode of modes) console.log(row(`Shoal ${mode} (coordinator + 8 agents, pending add)`, shoal[mode]!.seconds, `${shoal[mode]!.ok}/${N}`));
     console.log(row('nginx in s → 8 × curl', http.seconds, `${http.ok}/${N}`));
-    console.log(`\nShoal / ideal = ${(shoal.seconds / idealS).toFixed(2)} (goal ≤ 2.5); nginx / ideal = ${(http.seconds / idealS).toFixed(2)} (≈ ${N} expected); nginx / Shoal = ${(http.seconds / shoal.seconds).toFixed(2)}`);
-    console.log(`Shoal: ${shoal.note}`);
+    console.log('');
+    for (const mode of modes) {
+      const o = shoal[mode]!;
+      console.log(`Shoal ${mode} / ideal = ${(o.seconds / idealS).toFixed(2)} (goal ≤ 2.5); nginx / Shoal ${mode} = ${(http.seconds / o.seconds).toFixed(2)}; ${o.note}`);
+    }
+    console.log(`nginx / ideal = ${(http.seconds / idealS).toFixed(2)} (≈ ${N} expected)`);
     console.log(`nginx: ${http.note}`);
   } catch (err) {
     console.log(`swarm-bed: failed: ${(err as Error).message}`);
-    for (const f of ['coordinator.log', ...Array.from({ length: N }, (_, i) => `agent-r${i + 1}.log`)]) {
-      const path = join(work, f);
-      if (existsSync(path)) console.log(`--- ${f} (tail)\n${readFileSync(path, 'utf8').slice(-1500)}`);
-    }
     process.exitCode = 1;
   } finally {
     for (const p of started) await stop(p);
