@@ -327,7 +327,9 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
         );
         // The sender runs in the background; whoever it leaves short finishes through the swarm.
         void track(
-          transfer.then(async ({ incomplete }) => {
+          transfer
+            .catch(() => ({ complete: [] as string[], incomplete: agents.map((a) => a.agentId) }))
+            .then(async ({ incomplete }) => {
             const users = new Set(incomplete.map((id) => ownerOf.get(id)).filter((u): u is string => u !== undefined));
             for (const u of users) await offer(d, u).catch((err) => log.warn('swarm fallback failed', { err }));
           }),

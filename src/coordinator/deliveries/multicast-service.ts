@@ -43,7 +43,15 @@ export interface MulticastService {
    * called per agent with what it needs before the sender starts. Resolves once the sender stopped.
    */
   run(
-    t: { groupId: string; deliveryId: string; address: string; port: number; manifest: Manifest; path: string; agents: LiveAgent[] },
+    t: {
+      groupId: string;
+      deliveryId: string;
+      address: string;
+      port: number;
+      manifest: Manifest;
+      path: string;
+      agents: LiveAgent[];
+    },
     announce: (agent: LiveAgent, start: MulticastStart) => boolean,
   ): Promise<{ complete: string[]; incomplete: string[] }>;
   /** A status report from an agent. */
@@ -62,7 +70,10 @@ interface Running {
 }
 
 /** Creates the multicast side of the scheduler. */
-export function createMulticastService(deps: { logger: Logger }, options: MulticastServiceOptions = {}): MulticastService {
+export function createMulticastService(
+  deps: { logger: Logger },
+  options: MulticastServiceOptions = {},
+): MulticastService {
   const log = deps.logger.child('coordinator:multicast');
   const byGroup = new Map<string, Running>();
   const byTransfer = new Map<string, Running>();
@@ -75,53 +86,79 @@ export function createMulticastService(deps: { logger: Logger }, options: Multic
       const transferId = randomUUID();
       const key = randomBytes(32);
       // Chunks must divide the piece size; a one-piece file is fine with any chunk size.
-      const chunkSize = t.manifest.pieces.length > 1 ? Math.min(defaultChunkSize(), t.manifest.pieceSize) : defaultChunkSize();
-      const r: Running = { transferId, agents: new Map(), answers: new Map(), wake: null, controller: new AbortController() };
+      let chunkSize = defaultChunkSize();
+      if (t.manifest.pieces.length > 1)
+        while (chunkSize > 1 && t.manifest.pieceSize % chunkSize !== 0) chunkSize = Math.floor(chunkSize / 2);
+      const r: Running = {
+        transferId,
+        agents: new Map(),
+        answers: new Map(),
+        wake: null,
+        controller: new AbortController(),
+      };
+      let sender;
+      try {
+        sender = createSender();
+      } catch (err) {
+        log.warn('cannot start a multicast transfer; the swarm takes over', {
+          deliveryId: t.deliveryId,
+          err,
+        });
+        return { complete: [], incomplete: t.agents.map((a) => a.agentId) };
+      }
       for (const a of t.agents) if (announce(a, { transferId, key, chunkSize })) r.agents.set(a.agentId, a);
       if (r.agents.size === 0) return { complete: [], incomplete: [] };
       byGroup.set(t.groupId, r);
       byTransfer.set(transferId, r);
-      const sender = createMulticastSender(
-        {
-          logger: log,
-          collectStatus: async (pass, signal) => {
-            r.answers.clear();
-            for (const a of r.agents.values()) {
-              try {
-                a.send({ type: 'multicast-status-request', transferId, pass });
-              } catch {
-                r.agents.delete(a.agentId);
+      function createSender() {
+        return createMulticastSender(
+          {
+            logger: log,
+            collectStatus: async (pass, signal) => {
+              r.answers.clear();
+              for (const a of r.agents.values()) {
+                try {
+                  a.send({ type: 'multicast-status-request', transferId, pass });
+                } catch {
+                  r.agents.delete(a.agentId);
+                }
               }
-            }
-            const deadline = Date.now() + statusTimeoutMs;
-            while (r.answers.size < r.agents.size && Date.now() < deadline && !signal.aborted) {
-              await new Promise<void>((resolve) => {
-                const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-                r.wake = () => {
-                  clearTimeout(timer);
-                  resolve();
-                };
-              });
-              r.wake = null;
-            }
-            return [...r.answers.values()];
+              const deadline = Date.now() + statusTimeoutMs;
+              while (r.answers.size < r.agents.size && Date.now() < deadline && !signal.aborted) {
+                await new Promise<void>((resolve) => {
+                  const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+                  r.wake = () => {
+                    clearTimeout(timer);
+                    resolve();
+                  };
+                });
+                r.wake = null;
+              }
+              return [...r.answers.values()];
+            },
           },
-        },
-        {
-          address: t.address,
-          port: t.port,
-          interface: options.interface,
-          ttl: options.ttl,
-          chunkSize,
-          rateBps: options.rateBps ?? 200_000_000,
-          maxPasses: options.maxPasses,
-          key,
-          transferId,
-          manifest: t.manifest,
-          path: t.path,
-        },
-      );
-      log.info('multicast transfer starting', { transferId, deliveryId: t.deliveryId, receivers: r.agents.size, group: t.address, port: t.port });
+          {
+            address: t.address,
+            port: t.port,
+            interface: options.interface,
+            ttl: options.ttl,
+            chunkSize,
+            rateBps: options.rateBps ?? 200_000_000,
+            maxPasses: options.maxPasses,
+            key,
+            transferId,
+            manifest: t.manifest,
+            path: t.path,
+          },
+        );
+      }
+      log.info('multicast transfer starting', {
+        transferId,
+        deliveryId: t.deliveryId,
+        receivers: r.agents.size,
+        group: t.address,
+        port: t.port,
+      });
       try {
         const result = await sender.run(r.controller.signal);
         const answered = new Set(r.answers.keys());
@@ -129,7 +166,13 @@ export function createMulticastService(deps: { logger: Logger }, options: Multic
         // An agent that never answered the last status request is treated as incomplete.
         for (const id of r.agents.keys()) if (!answered.has(id)) incomplete.add(id);
         const complete = [...r.agents.keys()].filter((id) => !incomplete.has(id));
-        log.info('multicast transfer done', { transferId, passes: result.passes.length, complete: complete.length, incomplete: incomplete.size, wireBytes: result.wireBytes });
+        log.info('multicast transfer done', {
+          transferId,
+          passes: result.passes.length,
+          complete: complete.length,
+          incomplete: incomplete.size,
+          wireBytes: result.wireBytes,
+        });
         return { complete, incomplete: [...incomplete] };
       } catch (err) {
         log.warn('multicast transfer failed; receivers go to the swarm', { transferId, err });
@@ -143,7 +186,13 @@ export function createMulticastService(deps: { logger: Logger }, options: Multic
     onStatus(agent, msg) {
       const r = byTransfer.get(msg.transferId);
       if (!r || !r.agents.has(agent.agentId)) return;
-      r.answers.set(agent.agentId, { receiverId: agent.agentId, missing: msg.missing, partial: msg.partial, received: msg.received, lossRate: msg.lossRate });
+      r.answers.set(agent.agentId, {
+        receiverId: agent.agentId,
+        missing: msg.missing,
+        partial: msg.partial,
+        received: msg.received,
+        lossRate: msg.lossRate,
+      });
       r.wake?.();
     },
 
