@@ -113,6 +113,8 @@ interface InFlight {
   startedAt: number;
   controller: AbortController;
   cancelled: boolean;
+  /** The piece buffer it holds (from the pool), returned when the request unwinds. */
+  buffer: Buffer | null;
 }
 
 /** Downloads every missing piece of `partial`; resolves with per-holder figures, throws PEER_FAILED (or the
@@ -383,7 +385,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   };
 
   const start = (s: HolderState, index: number) => {
-    const f: InFlight = { holder: s, index, ticket, startedAt: Date.now(), controller: new AbortController(), cancelled: false };
+    const f: InFlight = { holder: s, index, ticket, startedAt: Date.now(), controller: new AbortController(), cancelled: false, buffer: null };
     inflight.set(index, [...(inflight.get(index) ?? []), f]);
     if (s.sent && s.sent[index] < 255) s.sent[index]++;
     log.trace('piece request', { holder: s.holder.id, index, requests: inflight.get(index)!.length });
@@ -416,6 +418,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         onRequestError(f, err);
       })
       .finally(() => {
+        if (f.buffer && pool.length < states.length * streams) pool.push(f.buffer);
+        f.buffer = null;
         s.active--;
         removeInflight(f);
         running.delete(p);
@@ -424,6 +428,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     running.add(p);
   };
   const running = new Set<Promise<unknown>>();
+  const pool: Buffer[] = [];
 
   const onRequestError = (f: InFlight, err: unknown) => {
     const { holder: s, index } = f;
@@ -495,7 +500,9 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       const code = errorCode(text) ?? ErrorCode.PEER_FAILED;
       throw new ShoalError(code, `holder ${s.holder.id} answered ${r.statusCode} for piece ${f.index}`);
     }
-    const buf = Buffer.allocUnsafe(length);
+    // Piece buffers are reused: memory stays at holders × streams pieces however long the file.
+    f.buffer = pool.pop() ?? Buffer.allocUnsafeSlow(manifest.pieceSize);
+    const buf = f.buffer.subarray(0, length);
     let got = 0;
     for await (const chunk of r.body as AsyncIterable<Buffer>) {
       if (got + chunk.length > length) {
