@@ -185,6 +185,7 @@ export function createBlobStore(deps: { logger: Logger }, options: { dataDir: st
     async ingest(source, opts) {
       const tmp = join(tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}.part`);
       const hasher = new PieceHasher(opts.pieceSize, opts.maxBytes);
+      let pieces: string[];
       try {
         await pipeline(source, hasher, createWriteStream(tmp, { flags: 'wx' }), { signal: opts.signal });
         if (source.readableAborted || (source as { aborted?: boolean }).aborted) {
@@ -197,6 +198,7 @@ export function createBlobStore(deps: { logger: Logger }, options: { dataDir: st
         } finally {
           await fh.close();
         }
+        pieces = await hasher.pieces();
       } catch (err) {
         await rm(tmp, { force: true });
         if (err instanceof ShoalError) throw err;
@@ -209,7 +211,6 @@ export function createBlobStore(deps: { logger: Logger }, options: { dataDir: st
         }
         throw err;
       }
-      const pieces = await hasher.pieces();
       const sha256 = hasher.whole.digest('hex');
       await withLock(sha256, async () => {
         pinned.set(sha256, (pinned.get(sha256) ?? 0) + 1);
