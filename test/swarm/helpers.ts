@@ -7,7 +7,9 @@ import selfsigned from 'selfsigned';
 import type { Manifest } from '../../src/protocol/api.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { hashFile } from '../../src/transfer/pieces/hash-file.ts';
-import { createPieceServer, type PieceHandlerDeps, type PieceServer, type ServedEvent } from '../../src/transfer/swarm/piece-server.ts';
+import {
+  createPieceServer, type PieceHandlerDeps, type PieceServer, type PieceServerOptions, type ServedEvent,
+} from '../../src/transfer/swarm/piece-server.ts';
 import { createPieceRegistry, type PieceSource } from '../../src/transfer/swarm/piece-source.ts';
 import { generateTicketKeys, signTicket, type TicketKeys } from '../../src/crypto/tickets.ts';
 import type { Holder } from '../../src/transfer/swarm/downloader.ts';
@@ -64,7 +66,10 @@ export interface TestHolder {
 /** Starts a piece server over `source` (or one holding `file`) and registers its cleanup. */
 export async function startHolder(
   scratch: Scratch,
-  opts: { id: string; keys: TicketKeys; tls: Tls; file?: { manifest: Manifest; path: string }; source?: PieceSource; deps?: Partial<PieceHandlerDeps> },
+  opts: {
+    id: string; keys: TicketKeys; tls: Tls; file?: { manifest: Manifest; path: string }; source?: PieceSource;
+    deps?: Partial<PieceHandlerDeps>; options?: Partial<PieceServerOptions>;
+  },
 ): Promise<TestHolder> {
   let source = opts.source;
   if (!source) {
@@ -75,7 +80,7 @@ export async function startHolder(
   const events: ServedEvent[] = [];
   const server = createPieceServer(
     { logger: silentLogger, source, publicKey: opts.keys.publicKey, onServed: (e) => events.push(e), ...opts.deps },
-    { host: '127.0.0.1', port: 0, tls: opts.tls },
+    { host: '127.0.0.1', port: 0, tls: opts.tls, ...opts.options },
   );
   await server.start();
   scratch.closers.push(() => server.stop());

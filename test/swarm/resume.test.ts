@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { createPieceRegistry } from '../../src/transfer/swarm/piece-source.ts';
 import { Scratch, generateTicketKeys, makeTls, sampleFile, startHolder, ticketFor } from './helpers.ts';
 
 const child = fileURLToPath(new URL('./fixtures/download-child.ts', import.meta.url));
@@ -57,21 +56,12 @@ describe('resume after kill -9', () => {
   it('continues from the bitfield and fetches again at most the pieces in flight', async () => {
     const keys = generateTicketKeys();
     const tls = makeTls();
-    const pieceSize = 32 * 1024;
-    const pieces = 160;
+    const pieceSize = 64 * 1024;
+    const pieces = 96;
     const streams = 4;
     const file = await sampleFile(scratch, pieces * pieceSize - 1000, pieceSize);
-    const reg = createPieceRegistry();
-    reg.addFile(file.manifest, file.path);
-    // A slow holder (15 ms per piece) so that the kill lands mid-download.
-    const slow = {
-      has: async (sha: string, i: number) => {
-        await new Promise((r) => setTimeout(r, 15));
-        return reg.has(sha, i);
-      },
-      open: (sha: string) => reg.open(sha),
-    };
-    const h = await startHolder(scratch, { id: 'seed', keys, tls, source: slow });
+    // A holder capped at 2 MiB/s, so that the kill lands mid-download with bytes of several pieces in flight.
+    const h = await startHolder(scratch, { id: 'seed', keys, tls, file, options: { uploadBytesPerSecond: 2 * 1024 * 1024 } });
     const destDir = await scratch.dir();
     const input = { manifest: file.manifest, holders: [h.holder], ticket: ticketFor(keys, file.manifest.sha256), destDir, streams };
 
