@@ -131,6 +131,22 @@ describe('piece server', () => {
     assert.deepEqual(Buffer.from(await r.body.arrayBuffer()), file.data.subarray(0, 32 * 1024));
   });
 
+  it('stops serving a file removed from its registry', async () => {
+    const reg = createPieceRegistry();
+    reg.addFile(file.manifest, file.path);
+    const p = await startHolder(scratch, { id: 'removable', keys, tls, source: reg });
+    const dispatcher = createPinnedDispatcher({ fingerprint: tls.fingerprint.toLowerCase().replaceAll(':', ''), connections: 1 });
+    scratch.closers.push(() => dispatcher.destroy());
+    const t = auth(ticketFor(keys, file.manifest.sha256));
+    const held = await request(`${p.server.url}/pieces/${file.manifest.sha256}/0`, { dispatcher, headers: t });
+    assert.equal(held.statusCode, 200);
+    await held.body.dump();
+    reg.remove(file.manifest.sha256);
+    const gone = await request(`${p.server.url}/pieces/${file.manifest.sha256}/0`, { dispatcher, headers: t });
+    assert.equal(gone.statusCode, 404);
+    assert.equal(code(Buffer.from(await gone.body.arrayBuffer())), 'FILE_NOT_FOUND');
+  });
+
   it('serves only the verified pieces of a partial file', async () => {
     const dest = await scratch.dir();
     const partial = await openPartialFile({ manifest: file.manifest, destDir: dest, logger: silentLogger });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { silentLogger } from '../../logger.ts';
 import { isShoalError } from '../../protocol/errors.ts';
 import type { Manifest } from '../../protocol/api.ts';
-import { hashFile } from './hash-file.ts';
+import { choosePieceSize, hashFile } from './hash-file.ts';
 import { openPartialFile } from './partial-file.ts';
 import { Bitfield } from './bitfield.ts';
 import { pieceRange } from './piece-map.ts';
@@ -43,6 +43,15 @@ describe('hashFile', () => {
     assert.equal(manifest.pieces.length, 3);
     assert.equal(manifest.sha256, createHash('sha256').update(data).digest('hex'));
     assert.equal(manifest.pieces[2], createHash('sha256').update(data.subarray(8192)).digest('hex'));
+  });
+  it('stops with ABORTED when its signal fires', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'big'), randomBytes(4 * 1024 * 1024));
+    await assert.rejects(hashFile(join(dir, 'big'), 65536, AbortSignal.abort()), (e) => isShoalError(e, 'ABORTED'));
+  });
+  it('picks a piece size that keeps the piece count within the limit', () => {
+    assert.equal(choosePieceSize(1000), 4 * 1024 * 1024);
+    assert.ok(Math.ceil((200 * 1024 ** 3) / choosePieceSize(200 * 1024 ** 3)) <= 16384);
   });
   it('gives an empty file one empty piece', async () => {
     const { manifest } = await sample(0, 4096);
