@@ -327,10 +327,13 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     } catch (err) {
       joining.delete(mc.transferId);
       log.warn('cannot join the multicast group; using the swarm', { group: mc.address, port: mc.port, err });
+      onMulticastStatusRequest(mc.transferId); // "nothing to send for me": the sender need not wait
       return false;
     }
     receivers.set(mc.transferId, receiver);
     joining.delete(mc.transferId);
+    // Unasked, a status tells the sender this receiver has joined and it may start.
+    onMulticastStatusRequest(mc.transferId);
     const inner = new AbortController();
     const onAbort = () => inner.abort();
     signal.addEventListener('abort', onAbort, { once: true });

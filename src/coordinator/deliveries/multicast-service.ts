@@ -27,6 +27,8 @@ export interface MulticastServiceOptions {
   statusTimeoutMs?: number;
   /** Most passes (default 8). */
   maxPasses?: number;
+  /** How long to wait for receivers to join before the first pass, ms (default 3000). */
+  joinTimeoutMs?: number;
 }
 
 export interface MulticastStart {
@@ -67,6 +69,9 @@ interface Running {
   answers: Map<string, ReceiverStatus>;
   wake: (() => void) | null;
   controller: AbortController;
+  /** True until the sender starts: status reports then mean "joined the group". */
+  joining: boolean;
+  ready: Set<string>;
 }
 
 /** Creates the multicast side of the scheduler. */
@@ -78,6 +83,22 @@ export function createMulticastService(
   const byGroup = new Map<string, Running>();
   const byTransfer = new Map<string, Running>();
   const statusTimeoutMs = options.statusTimeoutMs ?? 3000;
+  const joinTimeoutMs = options.joinTimeoutMs ?? 3000;
+
+  /** Waits until `done()` holds, `ms` passed or `signal` fired; onStatus wakes it up. */
+  async function waitUntil(r: Running, done: () => boolean, ms: number, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!done() && Date.now() < deadline && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        r.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      r.wake = null;
+    }
+  }
 
   return {
     busy: (groupId) => byGroup.has(groupId),
@@ -94,6 +115,8 @@ export function createMulticastService(
         agents: new Map(),
         answers: new Map(),
         wake: null,
+        joining: true,
+        ready: new Set(),
         controller: new AbortController(),
       };
       let sender;
@@ -123,17 +146,7 @@ export function createMulticastService(
                   r.agents.delete(a.agentId);
                 }
               }
-              const deadline = Date.now() + statusTimeoutMs;
-              while (r.answers.size < r.agents.size && Date.now() < deadline && !signal.aborted) {
-                await new Promise<void>((resolve) => {
-                  const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-                  r.wake = () => {
-                    clearTimeout(timer);
-                    resolve();
-                  };
-                });
-                r.wake = null;
-              }
+              await waitUntil(r, () => r.answers.size >= r.agents.size, statusTimeoutMs, signal);
               return [...r.answers.values()];
             },
           },
@@ -160,6 +173,9 @@ export function createMulticastService(
         port: t.port,
       });
       try {
+        // Datagrams sent before a receiver joined are lost: wait (bounded) until every agent says it joined.
+        await waitUntil(r, () => r.ready.size >= r.agents.size, joinTimeoutMs, r.controller.signal);
+        r.joining = false;
         const result = await sender.run(r.controller.signal);
         const answered = new Set(r.answers.keys());
         const incomplete = new Set(result.incomplete);
@@ -186,6 +202,11 @@ export function createMulticastService(
     onStatus(agent, msg) {
       const r = byTransfer.get(msg.transferId);
       if (!r || !r.agents.has(agent.agentId)) return;
+      if (r.joining) {
+        r.ready.add(agent.agentId);
+        r.wake?.();
+        return;
+      }
       r.answers.set(agent.agentId, {
         receiverId: agent.agentId,
         missing: msg.missing,
