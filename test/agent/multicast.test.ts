@@ -60,4 +60,26 @@ describe('multicast deliveries', () => {
     console.log(`multicast delivery: ${rows.map((r) => `${r.username} via ${r.transport}`).join(', ')}; unicast ${served} of ${bytes.length} bytes`);
     assert.ok(served < names.length * bytes.length, `unicast served ${served} bytes`);
   });
+  it('a member whose multicast cannot arrive gets the file through the swarm', async (t) => {
+    if (skip) return t.skip(skip);
+    const token = await makeUser(tc, 'pat');
+    // 198.51.100.0/24 is TEST-NET-2: no host has it, so joining the group there fails.
+    const pat = await startAgent(tc, token, { name: 'pat-box', multicastInterface: '198.51.100.77' });
+    agents.push(pat);
+    const add = await tc.client.call('PUT', '/api/v1/groups/floor/members/pat', { token: tc.adminToken, json: {} });
+    assert.equal(add.status, 200);
+    await waitFor('pat online', async () => tc.coordinator.app.agentPlane!.presence.list().some((a) => a.username === 'pat'));
+    const bytes = randomFile(2 * 1024 * 1024 + 5);
+    const fileId = await share(tc, 'floor', 'patch.bin', bytes);
+    assert.equal((await tc.client.call('POST', '/api/v1/groups/floor/pending', { token: tc.adminToken, json: { fileId } })).status, 200);
+    const all = [...names, 'pat'];
+    const rows = await waitFor('patch.bin delivered to every member', async () => {
+      const list = (await pendingList(tc, 'floor')).filter((r) => r.fileName === 'patch.bin' && all.includes(r.username));
+      return list.length === all.length && list.every((r) => r.state === 'delivered') ? list : undefined;
+    }, 60_000);
+    console.log(`fallback delivery: ${rows.map((r) => `${r.username} via ${r.transport}`).join(', ')}`);
+    assert.equal(rows.find((r) => r.username === 'pat')?.transport, 'swarm');
+    const got = await readReceived(join(pat.downloadDir, 'floor', 'patch.bin'));
+    assert.equal(got && sha256(got), sha256(bytes));
+  });
 });
