@@ -15,7 +15,7 @@ import type { ErrorCode as ErrorCodeT } from '../../protocol/errors.ts';
 import { Bitfield } from '../pieces/bitfield.ts';
 import { pieceRange } from '../pieces/piece-map.ts';
 import type { PartialFile } from '../pieces/partial-file.ts';
-import { createPinnedDispatcher } from './pinned-dispatcher.ts';
+import { createPinnedDispatcher, normalizeFingerprint } from './pinned-dispatcher.ts';
 import type { HaveResponse } from './piece-server.ts';
 
 /** A peer that serves pieces: `url` is its base (the piece routes are `<url>/pieces/…`). */
@@ -143,9 +143,14 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   let piecesFetched = 0;
   let bytesReceived = 0;
 
-  const states: HolderState[] = dedupe(options.holders).map((h) => ({
+  // Every URL and fingerprint is checked before any connection pool exists, so a bad one leaks nothing.
+  const checked = dedupe(options.holders).map((h) => {
+    if (h.fingerprint) normalizeFingerprint(h.fingerprint);
+    return { h, base: checkUrl(h.url) };
+  });
+  const states: HolderState[] = checked.map(({ h, base }) => ({
     holder: h,
-    base: checkUrl(h.url),
+    base,
     dispatcher: createPinnedDispatcher({ fingerprint: h.fingerprint, ca: options.ca, connections: streams, idleTimeoutMs: Math.min(30_000, requestTimeoutMs) }),
     have: null,
     ready: false,
