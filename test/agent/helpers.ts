@@ -67,6 +67,7 @@ export interface PendingRow {
   transport: string | null;
   error: string | null;
   fileName: string;
+  attempts: number;
 }
 
 export async function pendingList(tc: TestCoordinator, group: string): Promise<PendingRow[]> {
