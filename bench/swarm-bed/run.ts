@@ -23,7 +23,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, openSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writePseudoRandomFile } from '../receiver-memory/pseudo-random-file.ts';
@@ -167,6 +167,20 @@ async function txBytes(ns: string): Promise<number> {
   return Number(r.out.trim()) || 0;
 }
 
+/** Host CPU counters (/proc/stat first line): busy and softirq ticks, and the total. */
+function cpuTicks(): { busy: number; softirq: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3] - f[4], softirq: f[6], total };
+}
+
+/** Cores in use between two cpuTicks() readings (the whole host: every tenant and the kernel's bridging). */
+function coresBetween(a: ReturnType<typeof cpuTicks>, b: ReturnType<typeof cpuTicks>): string {
+  const n = cpus().length;
+  const dt = b.total - a.total || 1;
+  return `host busy ${(((b.busy - a.busy) / dt) * n).toFixed(2)} of ${n} cores (softirq ${(((b.softirq - a.softirq) / dt) * n).toFixed(2)})`;
+}
+
 interface Outcome {
   seconds: number;
   ok: number;
@@ -252,6 +266,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
     log(`agents online: ${online.map((o) => `${o.username}→${o.listenUrl}`).join(' ')}`);
 
     const tx0 = await Promise.all([bedS, ...Array.from({ length: N }, (_, i) => rns(i + 1))].map(txBytes));
+    const c0 = cpuTicks();
     const t0 = performance.now();
     const add = await api(adminToken, 'POST', `/groups/${group}/pending`, { fileId });
     if (add.status !== 200) throw new Error(`pending add: ${add.status} ${JSON.stringify(add.body)}`);
@@ -266,6 +281,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
       await sleep(100);
     }
     const seconds = doneAt.size === N ? Math.max(...doneAt.values()) : NaN;
+    const cores = coresBetween(c0, cpuTicks());
     const tx1 = await Promise.all([bedS, ...Array.from({ length: N }, (_, i) => rns(i + 1))].map(txBytes));
     const sent = tx1.map((v, i) => v - tx0[i]);
     log(`per receiver (s): ${[...doneAt.entries()].sort((a, b) => a[0] - b[0]).map(([k, t]) => `r${k}=${t.toFixed(1)}`).join(' ')}`);
@@ -279,7 +295,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
       const f = join(work, `r${k}`, 'dl', group, 'payload.bin');
       if (existsSync(f) && (await sha256File(f)) === expectedSha) ok++;
     }
-    return { seconds, ok, note: `coordinator says ${delivered}/${N} delivered (${[...new Set(rows.map((r) => r.transport))].join(',')}); coordinator sent ${(sent[0] / MiB).toFixed(0)} MiB` };
+    return { seconds, ok, note: `coordinator says ${delivered}/${N} delivered (${[...new Set(rows.map((r) => r.transport))].join(',')}); coordinator sent ${(sent[0] / MiB).toFixed(0)} MiB, receivers ${(sent.slice(1).reduce((a, b) => a + b, 0) / MiB).toFixed(0)} MiB; ${cores}` };
   } finally {
     for (const a of agents) await stop(a);
     await stop(coord);
@@ -317,6 +333,7 @@ http {
       if (!up) await sleep(100);
     }
     if (!up) throw new Error('nginx did not answer');
+    const c0 = cpuTicks();
     const t0 = performance.now();
     const times = await Promise.all(
       Array.from({ length: N }, async (_, i) => {
@@ -327,13 +344,14 @@ http {
       }),
     );
     const seconds = Math.max(...times);
+    const cores = coresBetween(c0, cpuTicks());
     let ok = 0;
     for (let k = 1; k <= N; k++) {
       const f = join(work, `r${k}`, 'http.bin');
       if (existsSync(f) && (await sha256File(f)) === expectedSha) ok++;
       await rm(f, { force: true });
     }
-    return { seconds, ok, note: `per curl (s): ${times.map((t) => t.toFixed(1)).join(' ')}` };
+    return { seconds, ok, note: `per curl (s): ${times.map((t) => t.toFixed(1)).join(' ')}; ${cores}` };
   } finally {
     await stop(nginx);
   }
