@@ -62,8 +62,18 @@ export function openAgentState(stateDir: string): AgentState {
     CREATE TABLE IF NOT EXISTS held (sha256 TEXT PRIMARY KEY, path TEXT NOT NULL, manifest TEXT NOT NULL);
   `);
   const getMetaQ = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
-  const setMetaQ = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
-  type Row = { delivery_id: string; offer: string; state: string; final_path: string | null; detail: string | null; reported: number; updated_at: number };
+  const setMetaQ = db.prepare(
+    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+  );
+  type Row = {
+    delivery_id: string;
+    offer: string;
+    state: string;
+    final_path: string | null;
+    detail: string | null;
+    reported: number;
+    updated_at: number;
+  };
   const getDeliveryQ = db.prepare<[string], Row>('SELECT * FROM deliveries WHERE delivery_id = ?');
   const putDeliveryQ = db.prepare(
     `INSERT INTO deliveries (delivery_id, offer, state, final_path, detail, reported, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -76,7 +86,9 @@ export function openAgentState(stateDir: string): AgentState {
   type HeldRow = { sha256: string; path: string; manifest: string };
   const heldQ = db.prepare<[], HeldRow>('SELECT * FROM held');
   const getHeldQ = db.prepare<[string], HeldRow>('SELECT * FROM held WHERE sha256 = ?');
-  const putHeldQ = db.prepare('INSERT INTO held (sha256, path, manifest) VALUES (?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET path = excluded.path, manifest = excluded.manifest');
+  const putHeldQ = db.prepare(
+    'INSERT INTO held (sha256, path, manifest) VALUES (?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET path = excluded.path, manifest = excluded.manifest',
+  );
   const deleteHeldQ = db.prepare('DELETE FROM held WHERE sha256 = ?');
 
   const toDelivery = (r: Row): AgentDelivery => ({
@@ -88,7 +100,11 @@ export function openAgentState(stateDir: string): AgentState {
     reported: r.reported === 1,
     updatedAt: r.updated_at,
   });
-  const toHeld = (r: HeldRow): HeldFile => ({ sha256: r.sha256, path: r.path, manifest: JSON.parse(r.manifest) as Manifest });
+  const toHeld = (r: HeldRow): HeldFile => ({
+    sha256: r.sha256,
+    path: r.path,
+    manifest: JSON.parse(r.manifest) as Manifest,
+  });
 
   let agentId = getMetaQ.get('agentId')?.value;
   if (!agentId) {
@@ -105,7 +121,15 @@ export function openAgentState(stateDir: string): AgentState {
       return r ? toDelivery(r) : undefined;
     },
     putDelivery(d) {
-      putDeliveryQ.run(d.deliveryId, JSON.stringify(d.offer), d.state, d.finalPath, d.detail ? JSON.stringify(d.detail) : null, d.reported ? 1 : 0, d.updatedAt);
+      putDeliveryQ.run(
+        d.deliveryId,
+        JSON.stringify(d.offer),
+        d.state,
+        d.finalPath,
+        d.detail ? JSON.stringify(d.detail) : null,
+        d.reported ? 1 : 0,
+        d.updatedAt,
+      );
     },
     deleteDelivery: (id) => void deleteDeliveryQ.run(id),
     unreported: () => unreportedQ.all().map(toDelivery),

@@ -84,7 +84,13 @@ export interface Agent {
 
 function readVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0.0.0';
+    return (
+      (
+        JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+          version?: string;
+        }
+      ).version ?? '0.0.0'
+    );
   } catch {
     return '0.0.0';
   }
@@ -180,7 +186,8 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
 
   async function ensurePieceServer(publicKey: string): Promise<void> {
     if (pieceServer) {
-      if (state!.getMeta('publicKey') !== publicKey) log.warn('the coordinator ticket key changed; restart the agent to serve pieces again');
+      if (state!.getMeta('publicKey') !== publicKey)
+        log.warn('the coordinator ticket key changed; restart the agent to serve pieces again');
       return;
     }
     state!.setMeta('publicKey', publicKey);
@@ -197,7 +204,8 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     if (!pieceServer) return null;
     const wildcard = listen.host === '0.0.0.0' || listen.host === '::';
     if (!wildcard) return pieceServer.url;
-    const local = (ws as unknown as { _socket?: { localAddress?: string } } | undefined)?._socket?.localAddress;
+    const local = (ws as unknown as { _socket?: { localAddress?: string } } | undefined)?._socket
+      ?.localAddress;
     const host = local ? local.replace(/^::ffff:/, '') : '127.0.0.1';
     return `https://${host.includes(':') ? `[${host}]` : host}:${pieceServer.port}`;
   }
@@ -211,7 +219,15 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     const d = state?.getDelivery(deliveryId);
     if (!d || d.state !== 'done') return;
     const detail = d.detail ?? {};
-    if (send({ type: 'completed', deliveryId, sha256: d.offer.manifest.sha256, transport: String(detail.transport ?? 'swarm'), detail })) {
+    if (
+      send({
+        type: 'completed',
+        deliveryId,
+        sha256: d.offer.manifest.sha256,
+        transport: String(detail.transport ?? 'swarm'),
+        detail,
+      })
+    ) {
       state!.markReported(deliveryId);
     }
   }
@@ -228,10 +244,15 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       const toSwarm = (list: OfferMsg['holders']): SwarmHolder[] =>
         list
           .filter((h) => h.id !== state!.agentId)
-          .map((h) => (h.url === null ? { id: h.id, url: serverUrl, fingerprint: options.fingerprint ?? null } : { id: h.id, url: h.url, fingerprint: h.fingerprint }));
+          .map((h) =>
+            h.url === null
+              ? { id: h.id, url: serverUrl, fingerprint: options.fingerprint ?? null }
+              : { id: h.id, url: h.url, fingerprint: h.fingerprint },
+          );
       let transport = 'swarm';
       const mc = offer.transferId ? multicastStarts.get(offer.transferId) : undefined;
-      if (offer.transferId && (!mc || partial.complete || mc.manifest.sha256 !== manifest.sha256)) joining.delete(offer.transferId);
+      if (offer.transferId && (!mc || partial.complete || mc.manifest.sha256 !== manifest.sha256))
+        joining.delete(offer.transferId);
       if (mc && !partial.complete && mc.manifest.sha256 === manifest.sha256) {
         const before = partial.bytesVerified;
         const whole = await receiveMulticast(mc, partial, deliveryId, signal);
@@ -261,11 +282,24 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
             signal,
             logger: log,
             progressIntervalMs: 500,
-            onProgress: (p) => send({ type: 'progress', deliveryId, bytes: p.bytes, rate: p.rate, transport: transport === 'swarm' ? 'swarm' : 'repair' }),
+            onProgress: (p) =>
+              send({
+                type: 'progress',
+                deliveryId,
+                bytes: p.bytes,
+                rate: p.rate,
+                transport: transport === 'swarm' ? 'swarm' : 'repair',
+              }),
           });
           break;
         } catch (err) {
-          if (signal.aborted || round >= 100 || !isShoalError(err, ErrorCode.TICKET_EXPIRED) || !offer.file.id) throw err;
+          if (
+            signal.aborted ||
+            round >= 100 ||
+            !isShoalError(err, ErrorCode.TICKET_EXPIRED) ||
+            !offer.file.id
+          )
+            throw err;
           const fresh = await api().call('fileHolders', { params: { fileId: offer.file.id } }, { signal });
           ticket = fresh.ticket;
           holders = toSwarm(fresh.holders);
@@ -286,18 +320,42 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
         bytesPerHolder: result.bytesPerHolder,
         badHolders: result.badHolders,
       };
-      state!.putDelivery({ deliveryId, offer, state: 'done', finalPath, detail, reported: false, updatedAt: Date.now() });
-      if (result.badHolders.length) log.warn('holders served bad pieces', { deliveryId, badHolders: result.badHolders });
-      log.info('received', { deliveryId, path: finalPath, pieces: result.piecesFetched, resumed: result.piecesResumed });
+      state!.putDelivery({
+        deliveryId,
+        offer,
+        state: 'done',
+        finalPath,
+        detail,
+        reported: false,
+        updatedAt: Date.now(),
+      });
+      if (result.badHolders.length)
+        log.warn('holders served bad pieces', { deliveryId, badHolders: result.badHolders });
+      log.info('received', {
+        deliveryId,
+        path: finalPath,
+        pieces: result.piecesFetched,
+        resumed: result.piecesResumed,
+      });
       reportCompleted(deliveryId);
     } catch (err) {
       await partial?.close().catch(() => undefined);
       if (signal.aborted) return;
       const reason = err instanceof Error ? err.message : String(err);
-      const badHolders = (err as { details?: { badHolders?: Array<{ id: string }> } }).details?.badHolders?.map((b) => b.id);
+      const badHolders = (
+        err as { details?: { badHolders?: Array<{ id: string }> } }
+      ).details?.badHolders?.map((b) => b.id);
       log.warn('delivery failed', { deliveryId, err });
       const permanent = isShoalError(err, ErrorCode.INVALID_NAME);
-      state!.putDelivery({ deliveryId, offer, state: 'failed', finalPath: null, detail: null, reported: false, updatedAt: Date.now() });
+      state!.putDelivery({
+        deliveryId,
+        offer,
+        state: 'failed',
+        finalPath: null,
+        detail: null,
+        reported: false,
+        updatedAt: Date.now(),
+      });
       send({ type: 'failed', deliveryId, reason, badHolders, permanent });
     }
   }
@@ -307,7 +365,12 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
    * within multicastNoDataMs, the receiver could not join, or `signal` fired (false). Meanwhile it answers the
    * sender's status requests and reports progress.
    */
-  async function receiveMulticast(mc: MulticastStartMsg, partial: PartialFile, deliveryId: string, signal: AbortSignal): Promise<boolean> {
+  async function receiveMulticast(
+    mc: MulticastStartMsg,
+    partial: PartialFile,
+    deliveryId: string,
+    signal: AbortSignal,
+  ): Promise<boolean> {
     let receiver: MulticastReceiver;
     try {
       receiver = createMulticastReceiver(
@@ -344,7 +407,13 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       const rate = ((partial.bytesVerified - lastBytes) * 1000) / Math.max(1, now - lastAt);
       lastBytes = partial.bytesVerified;
       lastAt = now;
-      send({ type: 'progress', deliveryId, bytes: partial.bytesVerified, rate: Math.round(rate), transport: 'multicast' });
+      send({
+        type: 'progress',
+        deliveryId,
+        bytes: partial.bytesVerified,
+        rate: Math.round(rate),
+        transport: 'multicast',
+      });
     }, 500);
     const noData = setTimeout(() => {
       if (receiver.stats.firstDataAt === null) {
@@ -372,7 +441,13 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     if (!receiver && mc && joining.has(transferId)) {
       // Announced but not joined yet: everything is still missing.
       const chunks = Math.ceil(mc.manifest.size / mc.chunkSize);
-      send({ type: 'multicast-status', transferId, missing: chunks > 0 ? [[0, chunks]] : [], received: 0, lossRate: 1 });
+      send({
+        type: 'multicast-status',
+        transferId,
+        missing: chunks > 0 ? [[0, chunks]] : [],
+        received: 0,
+        lossRate: 1,
+      });
       return;
     }
     if (!receiver) {
@@ -381,7 +456,14 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       return;
     }
     const st = receiver.status();
-    send({ type: 'multicast-status', transferId, missing: st.missing, partial: st.partial, received: st.received, lossRate: Math.min(1, Math.max(0, st.lossRate)) });
+    send({
+      type: 'multicast-status',
+      transferId,
+      missing: st.missing,
+      partial: st.partial,
+      received: st.received,
+      lossRate: Math.min(1, Math.max(0, st.lossRate)),
+    });
   }
 
   function onOffer(offer: OfferMsg): void {
@@ -396,7 +478,15 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     // or this agent reconnected): the old run stops and the new one resumes from the same partial file.
     const previous = running.get(offer.deliveryId);
     previous?.controller.abort();
-    state!.putDelivery({ deliveryId: offer.deliveryId, offer, state: 'receiving', finalPath: null, detail: null, reported: false, updatedAt: Date.now() });
+    state!.putDelivery({
+      deliveryId: offer.deliveryId,
+      offer,
+      state: 'receiving',
+      finalPath: null,
+      detail: null,
+      reported: false,
+      updatedAt: Date.now(),
+    });
     const controller = new AbortController();
     const slot: Running = { controller, done: Promise.resolve() };
     running.set(offer.deliveryId, slot);
@@ -421,7 +511,12 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     if (d && d.state !== 'done') {
       // Nothing half-received stays behind for a delivery that was withdrawn.
       try {
-        const partial = await openPartialFile({ manifest: d.offer.manifest, destDir: destinationDir(d.offer), name: d.offer.file.name, logger: log });
+        const partial = await openPartialFile({
+          manifest: d.offer.manifest,
+          destDir: destinationDir(d.offer),
+          name: d.offer.file.name,
+          logger: log,
+        });
         registry?.remove(d.offer.manifest.sha256);
         await partial.abort();
       } catch {
@@ -441,8 +536,19 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
             log.error('piece server failed to start', { err });
           }
           attempt = 0;
-          const holdings = state!.held().filter((h) => existsSync(h.path)).map((h) => h.sha256);
-          send({ type: 'hello', agentId: state!.agentId, name, version, listenUrl: advertisedUrl(), fingerprint: pieceServer ? tls!.fingerprint : null, holdings });
+          const holdings = state!
+            .held()
+            .filter((h) => existsSync(h.path))
+            .map((h) => h.sha256);
+          send({
+            type: 'hello',
+            agentId: state!.agentId,
+            name,
+            version,
+            listenUrl: advertisedUrl(),
+            fingerprint: pieceServer ? tls!.fingerprint : null,
+            holdings,
+          });
           if (heartbeatTimer) clearInterval(heartbeatTimer);
           heartbeatTimer = setInterval(() => send({ type: 'heartbeat' }), msg.heartbeatMs);
           for (const d of state!.unreported()) reportCompleted(d.deliveryId);
@@ -492,7 +598,11 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     if (stopped) return;
     let socket: WebSocket;
     try {
-      socket = createNodeWebSocket(wsUrl, { fingerprint: options.fingerprint, token: options.token, maxPayload: Limits.wsMessageBytes + 1024 });
+      socket = createNodeWebSocket(wsUrl, {
+        fingerprint: options.fingerprint,
+        token: options.token,
+        maxPayload: Limits.wsMessageBytes + 1024,
+      });
     } catch (err) {
       log.warn('cannot open the events socket', { err });
       scheduleReconnect();
@@ -505,7 +615,9 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     });
     socket.on('message', (data, isBinary) => {
       if (isBinary) return;
-      const decoded = decodeServerMessage(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+      const decoded = decodeServerMessage(
+        Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer),
+      );
       if (!decoded.ok) {
         log.warn('ignoring a bad message from the coordinator', { reason: decoded.reason });
         return;

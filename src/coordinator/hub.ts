@@ -79,7 +79,8 @@ function tokenOf(req: FastifyRequest): string | undefined {
   if (typeof auth === 'string' && auth.toLowerCase().startsWith('bearer ')) return auth.slice(7).trim();
   const proto = req.headers['sec-websocket-protocol'];
   if (typeof proto === 'string') {
-    for (const p of proto.split(',').map((s) => s.trim())) if (p.startsWith(wsBearerPrefix)) return p.slice(wsBearerPrefix.length);
+    for (const p of proto.split(',').map((s) => s.trim()))
+      if (p.startsWith(wsBearerPrefix)) return p.slice(wsBearerPrefix.length);
   }
   return undefined;
 }
@@ -208,7 +209,11 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       if (!decoded.ok) {
         log.warn('closing a socket after a bad message', { user: user.username, reason: decoded.reason });
         try {
-          send(conn, { type: 'error', code: decoded.close === WsClose.TOO_LARGE ? 'PAYLOAD_TOO_LARGE' : 'MALFORMED_MESSAGE', message: decoded.reason });
+          send(conn, {
+            type: 'error',
+            code: decoded.close === WsClose.TOO_LARGE ? 'PAYLOAD_TOO_LARGE' : 'MALFORMED_MESSAGE',
+            message: decoded.reason,
+          });
         } catch {
           // closing anyway
         }
@@ -217,16 +222,20 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       }
       conn.chain = conn.chain
         .then(() => onMessage(conn, decoded.msg, address))
-        .catch((err) => log.error('message handling failed', { user: user.username, type: decoded.msg.type, err }));
+        .catch((err) =>
+          log.error('message handling failed', { user: user.username, type: decoded.msg.type, err }),
+        );
     });
     socket.on('close', () => {
       conns.delete(conn);
       const agent = conn.agent;
       if (agent) {
-        conn.chain = conn.chain.then(async () => {
-          // presence's onChange hands the agent's deliveries back to the scheduler.
-          if (presence.get(agent.agentId) === agent) await presence.disconnect(agent, 'socket closed');
-        }).catch((err) => log.error('disconnect handling failed', { err }));
+        conn.chain = conn.chain
+          .then(async () => {
+            // presence's onChange hands the agent's deliveries back to the scheduler.
+            if (presence.get(agent.agentId) === agent) await presence.disconnect(agent, 'socket closed');
+          })
+          .catch((err) => log.error('disconnect handling failed', { err }));
       }
     });
     socket.on('error', (err) => log.debug('socket error', { user: user.username, err }));
@@ -253,7 +262,9 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
           preValidation: async (req, reply) => {
             const user = await authenticate(tokenOf(req));
             if (!user) {
-              await reply.code(401).send({ error: { code: 'UNAUTHENTICATED', message: 'a valid bearer token is required' } });
+              await reply
+                .code(401)
+                .send({ error: { code: 'UNAUTHENTICATED', message: 'a valid bearer token is required' } });
               return;
             }
             req.shoalWsUser = user;
@@ -265,7 +276,13 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
 
     publish(event) {
       for (const conn of conns) {
-        if (conn.agent && event.kind !== 'catalogue' && event.kind !== 'membership' && event.kind !== 'join-decision') continue;
+        if (
+          conn.agent &&
+          event.kind !== 'catalogue' &&
+          event.kind !== 'membership' &&
+          event.kind !== 'join-decision'
+        )
+          continue;
         void deliverEvent(conn, event);
       }
     },

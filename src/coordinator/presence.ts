@@ -163,7 +163,8 @@ export function createPresence(deps: PresenceDeps, options: PresenceOptions): Pr
     ofUser: (userId) => [...live.values()].filter((a) => a.userId === userId),
     probe(agentId, timeoutMs, signal) {
       const a = live.get(agentId);
-      if (!a) return Promise.reject(new ShoalError(ErrorCode.AGENT_NOT_FOUND, `agent ${agentId} is not connected`));
+      if (!a)
+        return Promise.reject(new ShoalError(ErrorCode.AGENT_NOT_FOUND, `agent ${agentId} is not connected`));
       const probeId = randomUUID();
       return new Promise<number>((resolve, reject) => {
         const finish = (err?: Error, rtt?: number) => {
@@ -175,7 +176,14 @@ export function createPresence(deps: PresenceDeps, options: PresenceOptions): Pr
         };
         const onAbort = () => finish(new ShoalError(ErrorCode.ABORTED, 'probe aborted'));
         const timer = setTimeout(
-          () => finish(new ShoalError(ErrorCode.NOT_ANSWERING, `agent ${a.name} did not answer within ${timeoutMs} ms`, { agentId })),
+          () =>
+            finish(
+              new ShoalError(
+                ErrorCode.NOT_ANSWERING,
+                `agent ${a.name} did not answer within ${timeoutMs} ms`,
+                { agentId },
+              ),
+            ),
           timeoutMs,
         );
         signal?.addEventListener('abort', onAbort, { once: true });
@@ -183,7 +191,9 @@ export function createPresence(deps: PresenceDeps, options: PresenceOptions): Pr
         try {
           a.send({ type: 'probe', probeId });
         } catch (err) {
-          finish(new ShoalError(ErrorCode.NOT_ANSWERING, 'could not reach the agent', { agentId }, { cause: err }));
+          finish(
+            new ShoalError(ErrorCode.NOT_ANSWERING, 'could not reach the agent', { agentId }, { cause: err }),
+          );
         }
       });
     },

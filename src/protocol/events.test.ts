@@ -5,7 +5,15 @@ import { Limits } from './limits.ts';
 
 describe('WebSocket message codec', () => {
   it('round-trips a hello', () => {
-    const hello = { type: 'hello', agentId: 'a1', name: 'box', version: '0.1.0', listenUrl: null, fingerprint: null, holdings: ['a'.repeat(64)] } satisfies HelloMsg;
+    const hello = {
+      type: 'hello',
+      agentId: 'a1',
+      name: 'box',
+      version: '0.1.0',
+      listenUrl: null,
+      fingerprint: null,
+      holdings: ['a'.repeat(64)],
+    } satisfies HelloMsg;
     const r = decodeClientMessage(encodeMessage(hello));
     assert.deepEqual(r, { ok: true, msg: hello });
   });
@@ -18,7 +26,12 @@ describe('WebSocket message codec', () => {
 
   it('refuses an unknown type and a wrong field', () => {
     assert.equal(decodeClientMessage(JSON.stringify({ type: 'rm -rf' })).ok, false);
-    assert.equal(decodeClientMessage(JSON.stringify({ type: 'progress', deliveryId: 'd', bytes: -1, rate: 0, transport: 'swarm' })).ok, false);
+    assert.equal(
+      decodeClientMessage(
+        JSON.stringify({ type: 'progress', deliveryId: 'd', bytes: -1, rate: 0, transport: 'swarm' }),
+      ).ok,
+      false,
+    );
   });
 
   it('refuses a message over the size limit before parsing it', () => {
@@ -28,6 +41,9 @@ describe('WebSocket message codec', () => {
   });
 
   it('decodes a probe sent by the coordinator', () => {
-    assert.deepEqual(decodeServerMessage(JSON.stringify({ type: 'probe', probeId: 'p' })), { ok: true, msg: { type: 'probe', probeId: 'p' } });
+    assert.deepEqual(decodeServerMessage(JSON.stringify({ type: 'probe', probeId: 'p' })), {
+      ok: true,
+      msg: { type: 'probe', probeId: 'p' },
+    });
   });
 });

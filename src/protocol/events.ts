@@ -83,7 +83,9 @@ export const MulticastStatusMsg = z.object({
    * fragments under 40,000 in total); repairing fragments instead of whole chunks keeps repair traffic near
    * the loss rate. */
   partial: z
-    .array(z.tuple([z.number().int().nonnegative(), z.array(z.number().int().nonnegative().max(4095)).max(4096)]))
+    .array(
+      z.tuple([z.number().int().nonnegative(), z.array(z.number().int().nonnegative().max(4095)).max(4096)]),
+    )
     .max(65_536)
     .optional(),
   /** Chunks received so far. */
@@ -235,7 +237,8 @@ export type Decoded<T> = { ok: true; msg: T } | { ok: false; close: number; reas
 
 function decodeWith<T>(schema: z.ZodType<T>, data: string | Uint8Array): Decoded<T> {
   const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
-  if (size > Limits.wsMessageBytes) return { ok: false, close: WsClose.TOO_LARGE, reason: `message of ${size} bytes over the limit` };
+  if (size > Limits.wsMessageBytes)
+    return { ok: false, close: WsClose.TOO_LARGE, reason: `message of ${size} bytes over the limit` };
   let json: unknown;
   try {
     json = JSON.parse(typeof data === 'string' ? data : Buffer.from(data).toString('utf8'));
@@ -244,8 +247,15 @@ function decodeWith<T>(schema: z.ZodType<T>, data: string | Uint8Array): Decoded
   }
   const r = schema.safeParse(json);
   if (!r.success) {
-    const type = typeof json === 'object' && json !== null && 'type' in json ? String((json as { type: unknown }).type).slice(0, 40) : '?';
-    return { ok: false, close: WsClose.MALFORMED, reason: `malformed ${type} message: ${r.error.issues[0]?.message ?? 'invalid'}` };
+    const type =
+      typeof json === 'object' && json !== null && 'type' in json
+        ? String((json as { type: unknown }).type).slice(0, 40)
+        : '?';
+    return {
+      ok: false,
+      close: WsClose.MALFORMED,
+      reason: `malformed ${type} message: ${r.error.issues[0]?.message ?? 'invalid'}`,
+    };
   }
   return { ok: true, msg: r.data };
 }

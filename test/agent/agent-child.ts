@@ -6,7 +6,10 @@ import { createAgent, type AgentOptions } from '../../src/agent/agent.ts';
 import { createLogger } from '../../src/logger.ts';
 
 const options = JSON.parse(process.argv[2] ?? '{}') as AgentOptions;
-const agent = createAgent({ logger: createLogger({ level: (process.env.SHOAL_LOG as 'info' | undefined) ?? 'warn' }) }, options);
+const agent = createAgent(
+  { logger: createLogger({ level: (process.env.SHOAL_LOG as 'info' | undefined) ?? 'warn' }) },
+  options,
+);
 await agent.start();
 process.stdout.write(`ready ${agent.agentId}\n`);
 process.once('SIGTERM', () => {

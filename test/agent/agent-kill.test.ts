@@ -13,7 +13,8 @@ import { join } from 'node:path';
 process.env.SHOAL_PIECE_STREAM_RATE = String(256 * 1024);
 
 const { startTestCoordinator } = await import('../coordinator/harness.ts');
-const { makeGroup, makeUser, pendingList, randomFile, readReceived, sha256, share, waitDelivered, waitFor } = await import('./helpers.ts');
+const { makeGroup, makeUser, pendingList, randomFile, readReceived, sha256, share, waitDelivered, waitFor } =
+  await import('./helpers.ts');
 const { startChild, killChild } = await import('./children.ts');
 type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 type Child = Awaited<ReturnType<typeof startChild>>;
@@ -55,13 +56,21 @@ describe('an agent killed mid-download', () => {
     children.push(first);
     const bytes = randomFile(48 * pieceSize + 1234);
     const fileId = await share(tc, 'farm', 'disk.img', bytes);
-    const add = await tc.client.call('POST', '/api/v1/groups/farm/pending', { token: tc.adminToken, json: { fileId } });
+    const add = await tc.client.call('POST', '/api/v1/groups/farm/pending', {
+      token: tc.adminToken,
+      json: { fileId },
+    });
     assert.equal(add.status, 200);
     // Kill once a fair share of pieces is verified, and well before the end.
-    const seen = await waitFor('a third of the file received', async () => {
-      const row = (await pendingList(tc, 'farm')).find((r) => r.username === 'kim');
-      return row && row.bytes >= 16 * pieceSize ? row : undefined;
-    }, 60_000, 20);
+    const seen = await waitFor(
+      'a third of the file received',
+      async () => {
+        const row = (await pendingList(tc, 'farm')).find((r) => r.username === 'kim');
+        return row && row.bytes >= 16 * pieceSize ? row : undefined;
+      },
+      60_000,
+      20,
+    );
     await killChild(first);
     assert.ok(seen.bytes < bytes.length, 'killed before the end');
     const servedBeforeRestart = tc.coordinator.app.agentPlane!.pieces.servedBytes(sha256(bytes));
@@ -75,7 +84,10 @@ describe('an agent killed mid-download', () => {
     const served = tc.coordinator.app.agentPlane!.pieces.servedBytes(sha256(bytes));
     const again = served - bytes.length;
     assert.ok(servedBeforeRestart < bytes.length, 'the first run did not fetch everything');
-    assert.ok(again <= streams * pieceSize, `fetched ${again} bytes again; in flight at most ${streams * pieceSize}`);
+    assert.ok(
+      again <= streams * pieceSize,
+      `fetched ${again} bytes again; in flight at most ${streams * pieceSize}`,
+    );
     const left = await readdir(join(root, 'dl', 'farm'));
     assert.deepEqual(left, ['disk.img'], 'no temp file or sidecar left behind');
   });

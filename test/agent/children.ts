@@ -16,7 +16,12 @@ export interface Child {
 }
 
 /** Starts `script` (a path relative to this folder) with tsx and waits for its `ready` line (bounded). */
-export function startChild(script: string, args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Child> {
+export function startChild(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<Child> {
   const path = fileURLToPath(new URL(script, import.meta.url));
   const proc = spawn(process.execPath, ['--import', 'tsx', path, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -25,15 +25,24 @@ describe('delivery commands', () => {
     bobHome = join(tmp.dir, 'bob');
     await makeUser(tc, 'bob');
     await makeGroup(tc, 'ops', ['bob']);
-    for (const [home, user, pw] of [[adminHome, 'admin', adminPassword], [bobHome, 'bob', password]] as const) {
-      const r = await shoal(['login', tc.url, '--user', user, '--fingerprint', tc.fingerprint, '--password-stdin'], { home, stdin: pw + '\n' });
+    for (const [home, user, pw] of [
+      [adminHome, 'admin', adminPassword],
+      [bobHome, 'bob', password],
+    ] as const) {
+      const r = await shoal(
+        ['login', tc.url, '--user', user, '--fingerprint', tc.fingerprint, '--password-stdin'],
+        { home, stdin: pw + '\n' },
+      );
       assert.equal(r.code, 0, r.stderr);
     }
-    agentRun = shoal(['agent', '--download-dir', join(tmp.dir, 'bob-dl'), '--name', 'bob-pc', '--listen', '127.0.0.1:0'], {
-      home: bobHome,
-      signal: agentStop.signal,
-      env: { SHOAL_LOG: 'silent' },
-    });
+    agentRun = shoal(
+      ['agent', '--download-dir', join(tmp.dir, 'bob-dl'), '--name', 'bob-pc', '--listen', '127.0.0.1:0'],
+      {
+        home: bobHome,
+        signal: agentStop.signal,
+        env: { SHOAL_LOG: 'silent' },
+      },
+    );
   });
   after(async () => {
     agentStop.abort();
@@ -45,7 +54,9 @@ describe('delivery commands', () => {
   it('shoal receivers lists the agent and shoal check answers with a time', async () => {
     const row = await waitFor('bob-pc listed', async () => {
       const r = await shoal(['receivers', '--json'], { home: adminHome });
-      return r.json<{ receivers: Array<{ name: string; username: string }> }>().receivers.find((x) => x.name === 'bob-pc');
+      return r
+        .json<{ receivers: Array<{ name: string; username: string }> }>()
+        .receivers.find((x) => x.name === 'bob-pc');
     });
     assert.equal(row.username, 'bob');
     const human = await shoal(['receivers'], { home: adminHome });
@@ -65,7 +76,9 @@ describe('delivery commands', () => {
     assert.match(add.stdout, /Added image\.iso to ops's pending list/);
     await waitFor('image.iso delivered', async () => {
       const r = await shoal(['pending', 'list', 'ops', '--json'], { home: adminHome });
-      return r.json<{ entries: Array<{ username: string; state: string }> }>().entries.find((e) => e.username === 'bob' && e.state === 'delivered');
+      return r
+        .json<{ entries: Array<{ username: string; state: string }> }>()
+        .entries.find((e) => e.username === 'bob' && e.state === 'delivered');
     });
     const table = await shoal(['pending', 'list', 'ops'], { home: adminHome });
     assert.match(table.stdout, /image\.iso.*bob.*delivered/);

@@ -41,11 +41,16 @@ describe('deliveries to agents', () => {
     agents.push(alice);
     await waitFor('alice online', async () => {
       const a = await tc.client.call('GET', '/api/v1/receivers', { token: tc.adminToken });
-      return (a.body as { receivers: Array<{ username: string }> }).receivers.some((r) => r.username === 'alice');
+      return (a.body as { receivers: Array<{ username: string }> }).receivers.some(
+        (r) => r.username === 'alice',
+      );
     });
     const bytes = randomFile(700 * 1024 + 13);
     const fileId = await share(tc, 'lab', 'report.bin', bytes);
-    const add = await tc.client.call('POST', '/api/v1/groups/lab/pending', { token: tc.adminToken, json: { fileId } });
+    const add = await tc.client.call('POST', '/api/v1/groups/lab/pending', {
+      token: tc.adminToken,
+      json: { fileId },
+    });
     assert.equal(add.status, 200);
     const row = await waitDelivered(tc, 'lab', 'alice', 'report.bin');
     assert.equal(row.transport, 'swarm');
@@ -77,12 +82,18 @@ describe('deliveries to agents', () => {
     const dave = await startAgent(tc, tokens.dave, { name: 'dave-box' });
     agents.push(dave);
     const bytes = randomFile(150 * 1024);
-    const sent = await tc.client.call('POST', '/api/v1/direct?to=dave&name=note.txt', { token: tokens.alice, raw: bytes });
+    const sent = await tc.client.call('POST', '/api/v1/direct?to=dave&name=note.txt', {
+      token: tokens.alice,
+      raw: bytes,
+    });
     assert.equal(sent.status, 200, JSON.stringify(sent.body));
     const deliveryId = (sent.body as { delivery: { id: string } }).delivery.id;
     await waitFor('direct delivery', async () => {
       const a = await tc.client.call('GET', `/api/v1/deliveries/${deliveryId}`, { token: tokens.alice });
-      return (a.body as { delivery: { recipients: Array<{ state: string }> } }).delivery.recipients[0]?.state === 'delivered';
+      return (
+        (a.body as { delivery: { recipients: Array<{ state: string }> } }).delivery.recipients[0]?.state ===
+        'delivered'
+      );
     });
     const got = await readReceived(join(dave.downloadDir, '_direct', 'alice', 'note.txt'));
     assert.equal(got && sha256(got), sha256(bytes));
@@ -90,15 +101,22 @@ describe('deliveries to agents', () => {
     const other = await tc.client.call('GET', `/api/v1/deliveries/${deliveryId}`, { token: tokens.bob });
     assert.equal(other.status, 404);
     const fileId = (sent.body as { file: { id: string } }).file.id;
-    assert.equal((await tc.client.call('GET', `/api/v1/files/${fileId}/holders`, { token: tokens.bob })).status, 404);
-    assert.equal((await tc.client.call('GET', `/api/v1/files/${fileId}/holders`, { token: tokens.dave })).status, 200);
+    assert.equal(
+      (await tc.client.call('GET', `/api/v1/files/${fileId}/holders`, { token: tokens.bob })).status,
+      404,
+    );
+    assert.equal(
+      (await tc.client.call('GET', `/api/v1/files/${fileId}/holders`, { token: tokens.dave })).status,
+      200,
+    );
     const bobFiles: string[] = await readdir(agents[1].downloadDir).catch(() => []);
     assert.ok(!bobFiles.includes('_direct'));
   });
 
   it('members who received a file are offered as holders for the next receivers', async () => {
     const rows = await pendingList(tc, 'lab');
-    const fileId = (await tc.client.call('GET', '/api/v1/groups/lab/files', { token: tc.adminToken })).body as { files: Array<{ id: string; name: string }> };
+    const fileId = (await tc.client.call('GET', '/api/v1/groups/lab/files', { token: tc.adminToken }))
+      .body as { files: Array<{ id: string; name: string }> };
     const id = fileId.files.find((f) => f.name === 'report.bin')!.id;
     const h = await tc.client.call('GET', `/api/v1/files/${id}/holders`, { token: tokens.carol });
     assert.equal(h.status, 200);

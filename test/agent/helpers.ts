@@ -13,7 +13,12 @@ import type { TestCoordinator } from '../coordinator/harness.ts';
 export const password = 'password-for-tests';
 
 /** Polls `fn` until it returns a truthy value; fails after `timeoutMs` (bounded in time and count). */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false | null>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false | null>,
+  timeoutMs = 20_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (let i = 0; i < Math.ceil(timeoutMs / everyMs) + 1; i++) {
@@ -35,7 +40,10 @@ export function sha256(buf: Buffer): string {
 
 /** Creates a user (as admin) and returns its token. */
 export async function makeUser(tc: TestCoordinator, username: string): Promise<string> {
-  const a = await tc.client.call('POST', '/api/v1/users', { token: tc.adminToken, json: { username, password } });
+  const a = await tc.client.call('POST', '/api/v1/users', {
+    token: tc.adminToken,
+    json: { username, password },
+  });
   if (a.status !== 200) throw new Error(`create user ${username}: ${a.status} ${JSON.stringify(a.body)}`);
   return tc.client.login(username, password);
 }
@@ -48,13 +56,25 @@ export async function makeGroup(tc: TestCoordinator, name: string, members: stri
 }
 
 export async function addMember(tc: TestCoordinator, group: string, username: string): Promise<void> {
-  const a = await tc.client.call('PUT', `/api/v1/groups/${group}/members/${username}`, { token: tc.adminToken, json: {} });
+  const a = await tc.client.call('PUT', `/api/v1/groups/${group}/members/${username}`, {
+    token: tc.adminToken,
+    json: {},
+  });
   if (a.status !== 200) throw new Error(`add member: ${a.status} ${JSON.stringify(a.body)}`);
 }
 
 /** Shares `bytes` as `name` into `group` (as admin, who created the group) and returns the file id. */
-export async function share(tc: TestCoordinator, group: string, name: string, bytes: Buffer, token = tc.adminToken): Promise<string> {
-  const a = await tc.client.call('POST', `/api/v1/groups/${group}/files?name=${encodeURIComponent(name)}`, { token, raw: bytes });
+export async function share(
+  tc: TestCoordinator,
+  group: string,
+  name: string,
+  bytes: Buffer,
+  token = tc.adminToken,
+): Promise<string> {
+  const a = await tc.client.call('POST', `/api/v1/groups/${group}/files?name=${encodeURIComponent(name)}`, {
+    token,
+    raw: bytes,
+  });
   if (a.status !== 200) throw new Error(`share: ${a.status} ${JSON.stringify(a.body)}`);
   return (a.body as { file: { id: string } }).file.id;
 }
@@ -77,11 +97,21 @@ export async function pendingList(tc: TestCoordinator, group: string): Promise<P
 }
 
 /** Waits until `username`'s entry for the file is delivered. */
-export function waitDelivered(tc: TestCoordinator, group: string, username: string, fileName: string, timeoutMs = 30_000): Promise<PendingRow> {
-  return waitFor(`${fileName} delivered to ${username}`, async () => {
-    const rows = await pendingList(tc, group);
-    return rows.find((r) => r.username === username && r.fileName === fileName && r.state === 'delivered');
-  }, timeoutMs);
+export function waitDelivered(
+  tc: TestCoordinator,
+  group: string,
+  username: string,
+  fileName: string,
+  timeoutMs = 30_000,
+): Promise<PendingRow> {
+  return waitFor(
+    `${fileName} delivered to ${username}`,
+    async () => {
+      const rows = await pendingList(tc, group);
+      return rows.find((r) => r.username === username && r.fileName === fileName && r.state === 'delivered');
+    },
+    timeoutMs,
+  );
 }
 
 export interface TestAgent {
@@ -97,7 +127,12 @@ export interface TestAgent {
 export async function startAgent(
   tc: { url: string; fingerprint: string },
   token: string,
-  opts: { name?: string; dirs?: { downloadDir: string; stateDir: string }; streams?: number; multicastInterface?: string } = {},
+  opts: {
+    name?: string;
+    dirs?: { downloadDir: string; stateDir: string };
+    streams?: number;
+    multicastInterface?: string;
+  } = {},
 ): Promise<TestAgent> {
   const root = opts.dirs ? undefined : await mkdtemp(join(tmpdir(), 'shoal-agent-'));
   const downloadDir = opts.dirs?.downloadDir ?? join(root!, 'downloads');
@@ -105,7 +140,18 @@ export async function startAgent(
   const make = () =>
     createAgent(
       { logger: silentLogger },
-      { serverUrl: tc.url, fingerprint: tc.fingerprint, token, downloadDir, stateDir, name: opts.name ?? 'test-agent', listen: '127.0.0.1:0', streams: opts.streams, maxBackoffMs: 1000, multicastInterface: opts.multicastInterface },
+      {
+        serverUrl: tc.url,
+        fingerprint: tc.fingerprint,
+        token,
+        downloadDir,
+        stateDir,
+        name: opts.name ?? 'test-agent',
+        listen: '127.0.0.1:0',
+        streams: opts.streams,
+        maxBackoffMs: 1000,
+        multicastInterface: opts.multicastInterface,
+      },
     );
   const t: TestAgent = {
     agent: make(),

@@ -11,7 +11,8 @@ process.env.SHOAL_MULTICAST_INTERFACE = '127.0.0.1';
 process.env.SHOAL_MULTICAST_RATE_MBIT = '200';
 
 const { startTestCoordinator } = await import('../coordinator/harness.ts');
-const { makeGroup, makeUser, pendingList, randomFile, readReceived, sha256, share, startAgent, waitFor } = await import('./helpers.ts');
+const { makeGroup, makeUser, pendingList, randomFile, readReceived, sha256, share, startAgent, waitFor } =
+  await import('./helpers.ts');
 const { loopbackMulticastProblem } = await import('../multicast/helpers.ts');
 type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 type TestAgent = Awaited<ReturnType<typeof startAgent>>;
@@ -39,25 +40,44 @@ describe('multicast deliveries', () => {
 
   it('sends once to every online member and each copy verifies', async (t) => {
     if (skip) return t.skip(skip);
-    await waitFor('all agents online', async () => tc.coordinator.app.agentPlane!.presence.list().length === names.length);
+    await waitFor(
+      'all agents online',
+      async () => tc.coordinator.app.agentPlane!.presence.list().length === names.length,
+    );
     const bytes = randomFile(6 * 1024 * 1024 + 333);
     const fileId = await share(tc, 'floor', 'release.tar', bytes);
-    const add = await tc.client.call('POST', '/api/v1/groups/floor/pending', { token: tc.adminToken, json: { fileId } });
+    const add = await tc.client.call('POST', '/api/v1/groups/floor/pending', {
+      token: tc.adminToken,
+      json: { fileId },
+    });
     assert.equal(add.status, 200);
-    const rows = await waitFor('delivered to every member', async () => {
-      const list = (await pendingList(tc, 'floor')).filter((r) => names.includes(r.username));
-      return list.length === names.length && list.every((r) => r.state === 'delivered') ? list : undefined;
-    }, 60_000);
+    const rows = await waitFor(
+      'delivered to every member',
+      async () => {
+        const list = (await pendingList(tc, 'floor')).filter((r) => names.includes(r.username));
+        return list.length === names.length && list.every((r) => r.state === 'delivered') ? list : undefined;
+      },
+      60_000,
+    );
     // On a loaded machine a receiver may join late and finish through the swarm; most copies come by multicast.
-    for (const r of rows) assert.ok(['multicast', 'repair', 'swarm'].includes(r.transport ?? ''), `${r.username} via ${r.transport}`);
-    assert.ok(rows.some((r) => r.transport === 'multicast'), `transports: ${rows.map((r) => r.transport).join(', ')}`);
+    for (const r of rows)
+      assert.ok(
+        ['multicast', 'repair', 'swarm'].includes(r.transport ?? ''),
+        `${r.username} via ${r.transport}`,
+      );
+    assert.ok(
+      rows.some((r) => r.transport === 'multicast'),
+      `transports: ${rows.map((r) => r.transport).join(', ')}`,
+    );
     for (const a of agents) {
       const got = await readReceived(join(a.downloadDir, 'floor', 'release.tar'));
       assert.equal(got && sha256(got), sha256(bytes));
     }
     // Far less than one unicast copy per member left the coordinator's piece server.
     const served = tc.coordinator.app.agentPlane!.pieces.servedBytes(sha256(bytes));
-    console.log(`multicast delivery: ${rows.map((r) => `${r.username} via ${r.transport}`).join(', ')}; unicast ${served} of ${bytes.length} bytes`);
+    console.log(
+      `multicast delivery: ${rows.map((r) => `${r.username} via ${r.transport}`).join(', ')}; unicast ${served} of ${bytes.length} bytes`,
+    );
     assert.ok(served < names.length * bytes.length, `unicast served ${served} bytes`);
   });
   it('a member whose multicast cannot arrive gets the file through the swarm', async (t) => {
@@ -66,17 +86,36 @@ describe('multicast deliveries', () => {
     // 198.51.100.0/24 is TEST-NET-2: no host has it, so joining the group there fails.
     const pat = await startAgent(tc, token, { name: 'pat-box', multicastInterface: '198.51.100.77' });
     agents.push(pat);
-    const add = await tc.client.call('PUT', '/api/v1/groups/floor/members/pat', { token: tc.adminToken, json: {} });
+    const add = await tc.client.call('PUT', '/api/v1/groups/floor/members/pat', {
+      token: tc.adminToken,
+      json: {},
+    });
     assert.equal(add.status, 200);
-    await waitFor('pat online', async () => tc.coordinator.app.agentPlane!.presence.list().some((a) => a.username === 'pat'));
+    await waitFor('pat online', async () =>
+      tc.coordinator.app.agentPlane!.presence.list().some((a) => a.username === 'pat'),
+    );
     const bytes = randomFile(2 * 1024 * 1024 + 5);
     const fileId = await share(tc, 'floor', 'patch.bin', bytes);
-    assert.equal((await tc.client.call('POST', '/api/v1/groups/floor/pending', { token: tc.adminToken, json: { fileId } })).status, 200);
+    assert.equal(
+      (
+        await tc.client.call('POST', '/api/v1/groups/floor/pending', {
+          token: tc.adminToken,
+          json: { fileId },
+        })
+      ).status,
+      200,
+    );
     const all = [...names, 'pat'];
-    const rows = await waitFor('patch.bin delivered to every member', async () => {
-      const list = (await pendingList(tc, 'floor')).filter((r) => r.fileName === 'patch.bin' && all.includes(r.username));
-      return list.length === all.length && list.every((r) => r.state === 'delivered') ? list : undefined;
-    }, 60_000);
+    const rows = await waitFor(
+      'patch.bin delivered to every member',
+      async () => {
+        const list = (await pendingList(tc, 'floor')).filter(
+          (r) => r.fileName === 'patch.bin' && all.includes(r.username),
+        );
+        return list.length === all.length && list.every((r) => r.state === 'delivered') ? list : undefined;
+      },
+      60_000,
+    );
     console.log(`fallback delivery: ${rows.map((r) => `${r.username} via ${r.transport}`).join(', ')}`);
     assert.equal(rows.find((r) => r.username === 'pat')?.transport, 'swarm');
     const got = await readReceived(join(pat.downloadDir, 'floor', 'patch.bin'));

@@ -53,9 +53,13 @@ describe('presence', () => {
   it('lists a connected agent and answers a check with a round-trip time', async () => {
     const a = await startAgent(tc, eveToken, { name: 'eve-laptop' });
     try {
-      const row = await waitFor('eve-laptop listed', async () => (await receivers()).find((r) => r.name === 'eve-laptop'));
+      const row = await waitFor('eve-laptop listed', async () =>
+        (await receivers()).find((r) => r.name === 'eve-laptop'),
+      );
       assert.equal(row.username, 'eve');
-      const check = await tc.client.call('POST', `/api/v1/receivers/${row.agentId}/check`, { token: tc.adminToken });
+      const check = await tc.client.call('POST', `/api/v1/receivers/${row.agentId}/check`, {
+        token: tc.adminToken,
+      });
       assert.equal(check.status, 200);
       assert.equal(typeof (check.body as { rttMs: number }).rttMs, 'number');
       // A user sees their own agents only; another user's check is refused as not found.
@@ -67,7 +71,10 @@ describe('presence', () => {
     } finally {
       await a.close();
     }
-    await waitFor('eve-laptop gone after stop', async () => !(await receivers()).some((r) => r.name === 'eve-laptop'));
+    await waitFor(
+      'eve-laptop gone after stop',
+      async () => !(await receivers()).some((r) => r.name === 'eve-laptop'),
+    );
   });
 
   it('a frozen agent does not answer a check (504 NOT_ANSWERING) and leaves the list within 3 heartbeats', async () => {
@@ -83,13 +90,21 @@ describe('presence', () => {
       }),
     ]);
     children.push(child);
-    const row = await waitFor('frozen-box listed', async () => (await receivers()).find((r) => r.name === 'frozen-box'));
+    const row = await waitFor('frozen-box listed', async () =>
+      (await receivers()).find((r) => r.name === 'frozen-box'),
+    );
     assert.equal(row.agentId, child.ready);
     child.kill('SIGSTOP');
-    const check = await tc.client.call('POST', `/api/v1/receivers/${row.agentId}/check`, { token: tc.adminToken });
+    const check = await tc.client.call('POST', `/api/v1/receivers/${row.agentId}/check`, {
+      token: tc.adminToken,
+    });
     assert.equal(check.status, 504);
     assert.equal(codeOf(check), 'NOT_ANSWERING');
-    await waitFor('frozen-box dropped', async () => !(await receivers()).some((r) => r.name === 'frozen-box'), 15_000);
+    await waitFor(
+      'frozen-box dropped',
+      async () => !(await receivers()).some((r) => r.name === 'frozen-box'),
+      15_000,
+    );
     const agentRow = await tc.store.getAgent(row.agentId);
     assert.equal(agentRow?.online, false);
     await killChild(child);
@@ -110,12 +125,20 @@ describe('presence', () => {
     children.push(child);
     await waitFor('killed-box listed', async () => (await receivers()).some((r) => r.name === 'killed-box'));
     await killChild(child);
-    await waitFor('killed-box dropped', async () => !(await receivers()).some((r) => r.name === 'killed-box'), 15_000);
+    await waitFor(
+      'killed-box dropped',
+      async () => !(await receivers()).some((r) => r.name === 'killed-box'),
+      15_000,
+    );
   });
 
   describe('the events socket', () => {
     const open = (headers: Record<string, string>, protocols?: string[]) =>
-      new WebSocket(tc.url.replace('https', 'wss') + '/api/v1/events', protocols, { headers, ca: tc.certPem, checkServerIdentity: () => undefined as unknown as boolean });
+      new WebSocket(tc.url.replace('https', 'wss') + '/api/v1/events', protocols, {
+        headers,
+        ca: tc.certPem,
+        checkServerIdentity: () => undefined as unknown as boolean,
+      });
 
     it('refuses a missing or bad token with 401', async () => {
       for (const headers of [{}, { authorization: 'Bearer nope' }] as Array<Record<string, string>>) {
@@ -149,7 +172,17 @@ describe('presence', () => {
       const ws = open({ authorization: `Bearer ${other}` });
       ws.on('message', (d) => {
         if (JSON.parse(d.toString()).type === 'welcome') {
-          ws.send(JSON.stringify({ type: 'hello', agentId: taken.id, name: 'imposter', version: '0', listenUrl: null, fingerprint: null, holdings: [] }));
+          ws.send(
+            JSON.stringify({
+              type: 'hello',
+              agentId: taken.id,
+              name: 'imposter',
+              version: '0',
+              listenUrl: null,
+              fingerprint: null,
+              holdings: [],
+            }),
+          );
         }
       });
       const code = await new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)));
@@ -176,18 +209,33 @@ describe('presence', () => {
       const [samView, tiaView, eveView] = [await viewer(sam), await viewer(tia), await viewer(eveToken)];
       const tiaAgent = await startAgent(tc, tia, { name: 'tia-box' });
       try {
-        const sent = await tc.client.call('POST', '/api/v1/direct?to=tia&name=hello.txt', { token: sam, raw: Buffer.from('hi tia') });
+        const sent = await tc.client.call('POST', '/api/v1/direct?to=tia&name=hello.txt', {
+          token: sam,
+          raw: Buffer.from('hi tia'),
+        });
         assert.equal(sent.status, 200);
         const deliveryId = (sent.body as { delivery: { id: string } }).delivery.id;
         const delivered = (v: { events: Array<{ kind: string; deliveryId?: string; state?: string }> }) =>
-          v.events.some((e) => e.kind === 'recipient' && e.deliveryId === deliveryId && e.state === 'delivered');
+          v.events.some(
+            (e) => e.kind === 'recipient' && e.deliveryId === deliveryId && e.state === 'delivered',
+          );
         await waitFor('sam sees it delivered', async () => delivered(samView));
         await waitFor('tia sees it delivered', async () => delivered(tiaView));
-        assert.ok(samView.events.some((e) => e.kind === 'delivery' && e.deliveryId === deliveryId), 'the sender sees the delivery created');
+        assert.ok(
+          samView.events.some((e) => e.kind === 'delivery' && e.deliveryId === deliveryId),
+          'the sender sees the delivery created',
+        );
         // An event eve may see, published after the others: once it is there, the earlier ones were decided.
-        assert.equal((await tc.client.call('POST', '/api/v1/groups', { token: tc.adminToken, json: { name: 'marker' } })).status, 200);
+        assert.equal(
+          (await tc.client.call('POST', '/api/v1/groups', { token: tc.adminToken, json: { name: 'marker' } }))
+            .status,
+          200,
+        );
         await waitFor('eve sees the new group', async () => eveView.events.some((e) => e.kind === 'group'));
-        assert.ok(!eveView.events.some((e) => e.deliveryId === deliveryId), 'eve sees nothing of the 1:1 send');
+        assert.ok(
+          !eveView.events.some((e) => e.deliveryId === deliveryId),
+          'eve sees nothing of the 1:1 send',
+        );
       } finally {
         await tiaAgent.close();
       }
@@ -207,9 +255,13 @@ describe('presence', () => {
       };
       assert.equal(await closeCode('{"type":"hello","agentId":5}'), WsClose.MALFORMED);
       assert.equal(await closeCode('not json at all'), WsClose.MALFORMED);
-      const big = await closeCode(JSON.stringify({ type: 'heartbeat', pad: 'x'.repeat(Limits.wsMessageBytes + 10) }));
+      const big = await closeCode(
+        JSON.stringify({ type: 'heartbeat', pad: 'x'.repeat(Limits.wsMessageBytes + 10) }),
+      );
       assert.ok(big === WsClose.TOO_LARGE || big === 1009, `close code ${big}`);
-      const login = await tc.client.call('POST', '/api/v1/auth/login', { json: { username: 'eve', password } });
+      const login = await tc.client.call('POST', '/api/v1/auth/login', {
+        json: { username: 'eve', password },
+      });
       assert.equal(login.status, 200);
     });
   });

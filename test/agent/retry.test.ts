@@ -13,7 +13,18 @@ process.env.SHOAL_RETRY_MS = '200';
 process.env.SHOAL_PIECE_STREAM_RATE = String(128 * 1024);
 
 const { startTestCoordinator } = await import('../coordinator/harness.ts');
-const { makeGroup, makeUser, pendingList, randomFile, readReceived, sha256, share, startAgent, waitDelivered, waitFor } = await import('./helpers.ts');
+const {
+  makeGroup,
+  makeUser,
+  pendingList,
+  randomFile,
+  readReceived,
+  sha256,
+  share,
+  startAgent,
+  waitDelivered,
+  waitFor,
+} = await import('./helpers.ts');
 type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 type TestAgent = Awaited<ReturnType<typeof startAgent>>;
 
@@ -42,9 +53,19 @@ describe('failures and withdrawals', () => {
     await writeFile(join(agent.downloadDir, 'yard'), 'in the way');
     const bytes = randomFile(pieceSize + 10);
     const fileId = await share(tc, 'yard', 'map.png', bytes);
-    assert.equal((await tc.client.call('POST', '/api/v1/groups/yard/pending', { token: tc.adminToken, json: { fileId } })).status, 200);
+    assert.equal(
+      (
+        await tc.client.call('POST', '/api/v1/groups/yard/pending', {
+          token: tc.adminToken,
+          json: { fileId },
+        })
+      ).status,
+      200,
+    );
     const failed = await waitFor('a failed attempt', async () => {
-      const row = (await pendingList(tc, 'yard')).find((r) => r.username === 'rob' && r.fileName === 'map.png');
+      const row = (await pendingList(tc, 'yard')).find(
+        (r) => r.username === 'rob' && r.fileName === 'map.png',
+      );
       return row && row.attempts > 0 ? row : undefined;
     });
     assert.ok(failed.error, 'the failure says why');
@@ -58,13 +79,25 @@ describe('failures and withdrawals', () => {
   it('a delivery removed from the pending list mid-download stops and leaves no partial file', async () => {
     const bytes = randomFile(40 * pieceSize);
     const fileId = await share(tc, 'yard', 'huge.iso', bytes);
-    const add = await tc.client.call('POST', '/api/v1/groups/yard/pending', { token: tc.adminToken, json: { fileId } });
+    const add = await tc.client.call('POST', '/api/v1/groups/yard/pending', {
+      token: tc.adminToken,
+      json: { fileId },
+    });
     const deliveryId = (add.body as { delivery: { id: string } }).delivery.id;
-    await waitFor('rob receiving huge.iso', async () => {
-      const row = (await pendingList(tc, 'yard')).find((r) => r.username === 'rob' && r.fileName === 'huge.iso');
-      return row && row.state === 'receiving' && row.bytes > 0;
-    }, 30_000, 20);
-    const del = await tc.client.call('DELETE', `/api/v1/groups/yard/pending/${deliveryId}`, { token: tc.adminToken });
+    await waitFor(
+      'rob receiving huge.iso',
+      async () => {
+        const row = (await pendingList(tc, 'yard')).find(
+          (r) => r.username === 'rob' && r.fileName === 'huge.iso',
+        );
+        return row && row.state === 'receiving' && row.bytes > 0;
+      },
+      30_000,
+      20,
+    );
+    const del = await tc.client.call('DELETE', `/api/v1/groups/yard/pending/${deliveryId}`, {
+      token: tc.adminToken,
+    });
     assert.equal(del.status, 204);
     assert.ok(!(await pendingList(tc, 'yard')).some((r) => r.fileName === 'huge.iso'));
     await waitFor('partial files removed', async () => {
@@ -77,10 +110,21 @@ describe('failures and withdrawals', () => {
   it('deleting a group stops what its members were receiving', async () => {
     const bytes = randomFile(40 * pieceSize);
     const fileId = await share(tc, 'shed', 'tools.tar', bytes);
-    const add = await tc.client.call('POST', '/api/v1/groups/shed/pending', { token: tc.adminToken, json: { fileId } });
+    const add = await tc.client.call('POST', '/api/v1/groups/shed/pending', {
+      token: tc.adminToken,
+      json: { fileId },
+    });
     const deliveryId = (add.body as { delivery: { id: string } }).delivery.id;
-    await waitFor('rob receiving tools.tar', async () => agent.agent.status().active.includes(deliveryId), 30_000, 20);
-    assert.equal((await tc.client.call('DELETE', '/api/v1/groups/shed', { token: tc.adminToken })).status, 204);
+    await waitFor(
+      'rob receiving tools.tar',
+      async () => agent.agent.status().active.includes(deliveryId),
+      30_000,
+      20,
+    );
+    assert.equal(
+      (await tc.client.call('DELETE', '/api/v1/groups/shed', { token: tc.adminToken })).status,
+      204,
+    );
     await waitFor('the agent stopped', async () => !agent.agent.status().active.includes(deliveryId));
     const left = await readdir(join(agent.downloadDir, 'shed')).catch(() => [] as string[]);
     assert.ok(!left.includes('tools.tar'), 'the file never appeared under its name');

@@ -52,7 +52,10 @@ describe('safety of deliveries', () => {
   });
 
   const fetchPiece = async (sha: string, index: number, ticket: string) => {
-    const res = await request(`${tc.url}/pieces/${sha}/${index}`, { headers: { authorization: `Bearer ${ticket}` }, dispatcher: pieceClient });
+    const res = await request(`${tc.url}/pieces/${sha}/${index}`, {
+      headers: { authorization: `Bearer ${ticket}` },
+      dispatcher: pieceClient,
+    });
     const body = Buffer.from(await res.body.arrayBuffer());
     return { status: res.statusCode, body };
   };
@@ -68,10 +71,16 @@ describe('safety of deliveries', () => {
     assert.equal(ok.status, 200);
     assert.deepEqual(ok.body, bytes.subarray(0, pieceSize));
 
-    assert.equal((await tc.client.call('DELETE', '/api/v1/groups/team/members/ann', { token: tc.adminToken })).status, 204);
+    assert.equal(
+      (await tc.client.call('DELETE', '/api/v1/groups/team/members/ann', { token: tc.adminToken })).status,
+      204,
+    );
     const refused = await fetchPiece(sha256(bytes), 1, ticket);
     assert.equal(refused.status, 403);
-    assert.equal((await tc.client.call('GET', `/api/v1/files/${fileId}/holders`, { token: tokens.ann })).status, 404);
+    assert.equal(
+      (await tc.client.call('GET', `/api/v1/files/${fileId}/holders`, { token: tokens.ann })).status,
+      404,
+    );
     await tc.client.call('POST', '/api/v1/groups/team/pending', { token: tc.adminToken, json: { fileId } });
     assert.ok(!(await pendingList(tc, 'team')).some((r) => r.username === 'ann'));
 
@@ -91,19 +100,43 @@ describe('safety of deliveries', () => {
     const legit = await share(tc, 'den', 'legit.bin', bytes);
     const group = (await tc.store.getGroupByName('den'))!;
     const legitRow = (await tc.store.getFile(legit))!;
-    const hostile = ['../../escape.txt', '/etc/shoal-owned', 'a/../../b.txt', '..', 'CON.txt', 'x\u0000y', 'sub/dir/inner.txt', 'C:\\evil.txt'];
+    const hostile = [
+      '../../escape.txt',
+      '/etc/shoal-owned',
+      'a/../../b.txt',
+      '..',
+      'CON.txt',
+      'x\u0000y',
+      'sub/dir/inner.txt',
+      'C:\\evil.txt',
+    ];
     for (const name of hostile) {
       // Straight into the store: the share route would refuse these names, a hostile coordinator would not.
-      const f = await tc.store.createFile({ groupId: group.id, name, type: 'txt', sha256: legitRow.sha256, size: legitRow.size, sharedBy: legitRow.sharedBy, sharedAt: Date.now() });
-      const a = await tc.client.call('POST', '/api/v1/groups/den/pending', { token: tc.adminToken, json: { fileId: f.id } });
+      const f = await tc.store.createFile({
+        groupId: group.id,
+        name,
+        type: 'txt',
+        sha256: legitRow.sha256,
+        size: legitRow.size,
+        sharedBy: legitRow.sharedBy,
+        sharedAt: Date.now(),
+      });
+      const a = await tc.client.call('POST', '/api/v1/groups/den/pending', {
+        token: tc.adminToken,
+        json: { fileId: f.id },
+      });
       assert.equal(a.status, 200);
     }
     const rows = await waitFor('every hostile delivery settled', async () => {
       const list = (await pendingList(tc, 'den')).filter((r) => r.username === 'ben');
-      return list.length === hostile.length && list.every((r) => r.state === 'delivered' || r.state === 'failed') ? list : undefined;
+      return list.length === hostile.length &&
+        list.every((r) => r.state === 'delivered' || r.state === 'failed')
+        ? list
+        : undefined;
     });
     const files = await walk(ben.downloadDir);
-    for (const f of files) assert.ok(f.startsWith('den/') && !f.slice(4).includes('/'), `unexpected file ${f}`);
+    for (const f of files)
+      assert.ok(f.startsWith('den/') && !f.slice(4).includes('/'), `unexpected file ${f}`);
     // The only name that reduces to a safe one is kept inside the group folder; the others are refused.
     assert.deepEqual(files, ['den/inner.txt']);
     const failed = rows.filter((r) => r.state === 'failed');
@@ -138,7 +171,9 @@ describe('safety of deliveries', () => {
     const ed = await makeUser(tc, 'ed');
     const edAgent = await startAgent(tc, ed, { name: 'ed-box' });
     agents.push(edAgent);
-    await waitFor('ed online', async () => tc.coordinator.app.agentPlane!.presence.list().some((a) => a.username === 'ed'));
+    await waitFor('ed online', async () =>
+      tc.coordinator.app.agentPlane!.presence.list().some((a) => a.username === 'ed'),
+    );
     const h = await tc.client.call('GET', `/api/v1/files/${fileId}/holders`, { token: tokens.cat });
     // Three holders for the next receiver: the coordinator, cat and dan.
     assert.equal((h.body as { holders: unknown[] }).holders.length, 3);
@@ -149,8 +184,17 @@ describe('safety of deliveries', () => {
     const edUser = (await tc.store.getUserByName('ed'))!;
     const d = (await tc.store.listDeliveries({ groupId: (await tc.store.getGroupByName('mesh'))!.id }))[0];
     const rec = (await tc.store.getRecipient(d.id, edUser.id))!;
-    const detail = JSON.parse(rec.detail ?? '{}') as { badHolders?: Array<{ id: string }>; bytesPerHolder?: Record<string, number> };
-    assert.ok(detail.badHolders?.some((b) => b.id === dan.agent.agentId), `bad holders: ${JSON.stringify(detail.badHolders)}`);
-    assert.ok(!(await tc.store.listHolders(sha256(bytes))).includes(dan.agent.agentId), 'dan is no longer offered as a holder');
+    const detail = JSON.parse(rec.detail ?? '{}') as {
+      badHolders?: Array<{ id: string }>;
+      bytesPerHolder?: Record<string, number>;
+    };
+    assert.ok(
+      detail.badHolders?.some((b) => b.id === dan.agent.agentId),
+      `bad holders: ${JSON.stringify(detail.badHolders)}`,
+    );
+    assert.ok(
+      !(await tc.store.listHolders(sha256(bytes))).includes(dan.agent.agentId),
+      'dan is no longer offered as a holder',
+    );
   });
 });

@@ -39,13 +39,24 @@ export function registerAgentCommand(program: Command, ctx: CommandContext): voi
       const home = configHome(env);
       const config = await loadConfig(home);
       const token = opts.token ?? env.SHOAL_TOKEN ?? config.token;
-      if (!config.url || !token) throw new ShoalError(ErrorCode.UNAUTHENTICATED, 'not logged in: run `shoal login URL --user NAME` first');
+      if (!config.url || !token)
+        throw new ShoalError(
+          ErrorCode.UNAUTHENTICATED,
+          'not logged in: run `shoal login URL --user NAME` first',
+        );
       const streams = Number(opts.streams);
-      if (!Number.isInteger(streams) || streams < 1 || streams > 64) throw new ShoalError(ErrorCode.BAD_REQUEST, '--streams must be 1..64');
+      if (!Number.isInteger(streams) || streams < 1 || streams > 64)
+        throw new ShoalError(ErrorCode.BAD_REQUEST, '--streams must be 1..64');
       const cwd = ctx.io.cwd ?? process.cwd();
-      const downloadDir = path.resolve(cwd, opts.downloadDir ?? path.join(env.HOME || homedir(), 'shoal-downloads'));
+      const downloadDir = path.resolve(
+        cwd,
+        opts.downloadDir ?? path.join(env.HOME || homedir(), 'shoal-downloads'),
+      );
       const stateDir = path.resolve(cwd, opts.stateDir ?? path.join(home, 'agent'));
-      const logger = createLogger({ level: (env.SHOAL_LOG as LogLevel | undefined) ?? 'info', write: (l) => ctx.io.stderr.write(l) });
+      const logger = createLogger({
+        level: (env.SHOAL_LOG as LogLevel | undefined) ?? 'info',
+        write: (l) => ctx.io.stderr.write(l),
+      });
       const agent = createAgent(
         { logger },
         {

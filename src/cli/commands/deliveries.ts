@@ -29,7 +29,9 @@ function describeEntry(e: PendingEntry): string {
 
 function receiving(r: Receiver): string {
   if (r.receiving.length === 0) return '-';
-  return r.receiving.map((x) => `${x.fileName} ${x.size ? Math.floor((100 * x.bytes) / x.size) : 100}%`).join(', ');
+  return r.receiving
+    .map((x) => `${x.fileName} ${x.size ? Math.floor((100 * x.bytes) / x.size) : 100}%`)
+    .join(', ');
 }
 
 async function sharePath(ctx: CommandContext, out: Output, group: string, abs: string, size: number) {
@@ -38,11 +40,16 @@ async function sharePath(ctx: CommandContext, out: Output, group: string, abs: s
   const progress = createProgress(out, `share ${name}`, size);
   try {
     return (
-      await s.api.upload('shareFile', { params: { group }, query: { name } }, createReadStream(abs, { highWaterMark: 256 * 1024 }), {
-        size,
-        signal: ctx.io.signal,
-        onProgress: (sent) => progress.update(sent),
-      })
+      await s.api.upload(
+        'shareFile',
+        { params: { group }, query: { name } },
+        createReadStream(abs, { highWaterMark: 256 * 1024 }),
+        {
+          size,
+          signal: ctx.io.signal,
+          onProgress: (sent) => progress.update(sent),
+        },
+      )
     ).file;
   } finally {
     progress.stop();
@@ -61,11 +68,23 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
     .action(async (opts: JsonOpt & { group?: string }) => {
       const out = ctx.output(opts);
       const s = await ctx.session();
-      const res = await s.api.call('listReceivers', { query: { group: opts.group } }, { signal: ctx.io.signal });
+      const res = await s.api.call(
+        'listReceivers',
+        { query: { group: opts.group } },
+        { signal: ctx.io.signal },
+      );
       out.result(res, () =>
         out.table(
           ['AGENT', 'USER', 'NAME', 'ADDRESS', 'VERSION', 'SINCE', 'RECEIVING'],
-          res.receivers.map((r) => [r.agentId, r.username, r.name, r.address, r.version, formatDate(r.since), receiving(r)]),
+          res.receivers.map((r) => [
+            r.agentId,
+            r.username,
+            r.name,
+            r.address,
+            r.version,
+            formatDate(r.since),
+            receiving(r),
+          ]),
         ),
       );
     });
@@ -81,27 +100,55 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
       const { receivers } = await s.api.call('listReceivers', {}, { signal: ctx.io.signal });
       const byId = receivers.filter((r) => r.agentId === ref);
       const targets = byId.length ? byId : receivers.filter((r) => r.username === ref || r.name === ref);
-      if (targets.length === 0) throw new ShoalError(ErrorCode.AGENT_NOT_FOUND, `no connected receiver matches ${ref}`);
-      const results: Array<{ agentId: string; name: string; username: string; rttMs: number | null; error: string | null }> = [];
+      if (targets.length === 0)
+        throw new ShoalError(ErrorCode.AGENT_NOT_FOUND, `no connected receiver matches ${ref}`);
+      const results: Array<{
+        agentId: string;
+        name: string;
+        username: string;
+        rttMs: number | null;
+        error: string | null;
+      }> = [];
       for (const r of targets) {
         try {
-          const { rttMs } = await s.api.call('checkReceiver', { params: { agentId: r.agentId } }, { signal: ctx.io.signal });
+          const { rttMs } = await s.api.call(
+            'checkReceiver',
+            { params: { agentId: r.agentId } },
+            { signal: ctx.io.signal },
+          );
           results.push({ agentId: r.agentId, name: r.name, username: r.username, rttMs, error: null });
         } catch (err) {
-          if (!isShoalError(err, ErrorCode.NOT_ANSWERING) && !isShoalError(err, ErrorCode.AGENT_NOT_FOUND)) throw err;
-          results.push({ agentId: r.agentId, name: r.name, username: r.username, rttMs: null, error: err.code });
+          if (!isShoalError(err, ErrorCode.NOT_ANSWERING) && !isShoalError(err, ErrorCode.AGENT_NOT_FOUND))
+            throw err;
+          results.push({
+            agentId: r.agentId,
+            name: r.name,
+            username: r.username,
+            rttMs: null,
+            error: err.code,
+          });
         }
       }
       out.result({ results }, () => {
         for (const r of results) {
-          out.line(r.rttMs !== null ? `${r.name} (${r.username}): answered in ${r.rttMs.toFixed(1)} ms` : `${r.name} (${r.username}): not answering`);
+          out.line(
+            r.rttMs !== null
+              ? `${r.name} (${r.username}): answered in ${r.rttMs.toFixed(1)} ms`
+              : `${r.name} (${r.username}): not answering`,
+          );
         }
       });
       const silent = results.filter((r) => r.rttMs === null);
-      if (silent.length) throw new ShoalError(ErrorCode.NOT_ANSWERING, `${silent.map((r) => r.name).join(', ')} not answering`);
+      if (silent.length)
+        throw new ShoalError(
+          ErrorCode.NOT_ANSWERING,
+          `${silent.map((r) => r.name).join(', ')} not answering`,
+        );
     });
 
-  const pending = program.command('pending').description("a group's pending list: files delivered to every member's machines");
+  const pending = program
+    .command('pending')
+    .description("a group's pending list: files delivered to every member's machines");
 
   pending
     .command('add')
@@ -114,11 +161,19 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
       const s = await ctx.session();
       const abs = path.resolve(cwd(), ref);
       const st = await stat(abs).catch(() => undefined);
-      const file = st?.isFile() ? await sharePath(ctx, out, group, abs, st.size) : await resolveFile(s.api, group, ref, ctx.io.signal);
-      const res = await s.api.call('addPending', { params: { group }, body: { fileId: file.id } }, { signal: ctx.io.signal });
+      const file = st?.isFile()
+        ? await sharePath(ctx, out, group, abs, st.size)
+        : await resolveFile(s.api, group, ref, ctx.io.signal);
+      const res = await s.api.call(
+        'addPending',
+        { params: { group }, body: { fileId: file.id } },
+        { signal: ctx.io.signal },
+      );
       out.result(res, () => {
         const r = res.delivery.recipients;
-        out.line(`Added ${file.name} to ${group}'s pending list (delivery ${res.delivery.id}) for ${r.length} member(s).`);
+        out.line(
+          `Added ${file.name} to ${group}'s pending list (delivery ${res.delivery.id}) for ${r.length} member(s).`,
+        );
       });
     });
 
@@ -151,7 +206,9 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
       out.result(res, () => {
         const offered = res.results.filter((r) => r.outcome === 'offered').length;
         const offline = res.results.filter((r) => r.outcome === 'offline').length;
-        out.line(`Offered to ${offered} member(s) online; ${offline} offline will get it when their agent connects.`);
+        out.line(
+          `Offered to ${offered} member(s) online; ${offline} offline will get it when their agent connects.`,
+        );
       });
     });
 
@@ -165,7 +222,9 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
       const out = ctx.output(opts);
       const s = await ctx.session();
       await s.api.call('cancelPending', { params: { group, deliveryId } }, { signal: ctx.io.signal });
-      out.result({ cancelled: deliveryId }, () => out.line(`Removed delivery ${deliveryId} from ${group}'s pending list.`));
+      out.result({ cancelled: deliveryId }, () =>
+        out.line(`Removed delivery ${deliveryId} from ${group}'s pending list.`),
+      );
     });
 
   program
@@ -187,11 +246,16 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
       const progress = createProgress(out, `send ${name}`, st.size);
       let res;
       try {
-        res = await s.api.upload('sendDirect', { query: { to: opts.to, name } }, createReadStream(abs, { highWaterMark: 256 * 1024 }), {
-          size: st.size,
-          signal: ctx.io.signal,
-          onProgress: (sent) => progress.update(sent),
-        });
+        res = await s.api.upload(
+          'sendDirect',
+          { query: { to: opts.to, name } },
+          createReadStream(abs, { highWaterMark: 256 * 1024 }),
+          {
+            size: st.size,
+            signal: ctx.io.signal,
+            onProgress: (sent) => progress.update(sent),
+          },
+        );
       } finally {
         progress.stop();
       }
@@ -202,13 +266,22 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
           const state = delivery.recipients[0]?.state;
           if (state === 'delivered' || state === 'failed' || ctx.io.signal?.aborted) break;
           await new Promise((r) => setTimeout(r, 1000));
-          delivery = (await s.api.call('getDelivery', { params: { deliveryId: delivery.id } }, { signal: ctx.io.signal })).delivery;
+          delivery = (
+            await s.api.call(
+              'getDelivery',
+              { params: { deliveryId: delivery.id } },
+              { signal: ctx.io.signal },
+            )
+          ).delivery;
         }
       }
       out.result({ delivery, file: res.file }, () => {
         const r = delivery.recipients[0];
-        out.line(`Sent ${name} (${formatBytes(res.file.size)}) to ${opts.to}: ${r ? `${r.state} ${describeEntry(r)}` : 'queued'} (delivery ${delivery.id}).`);
+        out.line(
+          `Sent ${name} (${formatBytes(res.file.size)}) to ${opts.to}: ${r ? `${r.state} ${describeEntry(r)}` : 'queued'} (delivery ${delivery.id}).`,
+        );
       });
-      if (delivery.recipients[0]?.state === 'failed') throw new ShoalError(ErrorCode.PEER_FAILED, delivery.recipients[0].error ?? 'delivery failed');
+      if (delivery.recipients[0]?.state === 'failed')
+        throw new ShoalError(ErrorCode.PEER_FAILED, delivery.recipients[0].error ?? 'delivery failed');
     });
 }

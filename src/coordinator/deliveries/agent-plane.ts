@@ -60,7 +60,9 @@ function toShoalEvent(e: CoordinatorEvent): ShoalEvent | undefined {
     case 'catalogue-changed':
       return { kind: 'catalogue', group: e.group, action: e.change, fileId: e.fileId };
     case 'membership-changed':
-      return e.change === 'role' ? undefined : { kind: 'membership', group: e.group, username: e.username, action: e.change };
+      return e.change === 'role'
+        ? undefined
+        : { kind: 'membership', group: e.group, username: e.username, action: e.change };
     case 'join-requested':
       return { kind: 'join-decision', group: e.group, username: e.username, state: 'pending' };
     case 'join-decided':
@@ -75,7 +77,11 @@ function toShoalEvent(e: CoordinatorEvent): ShoalEvent | undefined {
 }
 
 /** Registers presence, deliveries, the hub and the piece server on `app`. */
-export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorContext, options: AgentPlaneOptions = {}): Promise<AgentPlane> {
+export async function registerAgentPlane(
+  app: FastifyInstance,
+  ctx: CoordinatorContext,
+  options: AgentPlaneOptions = {},
+): Promise<AgentPlane> {
   const logger = ctx.logger;
   const heartbeatMs = options.heartbeatMs ?? envMs('SHOAL_HEARTBEAT_MS') ?? Limits.heartbeatMs;
   const publicKey = publicKeyToRaw(ctx.ticketKeys.publicKey);
@@ -87,7 +93,14 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
       store: ctx.store,
       logger,
       onChange: (a, online) => {
-        publish({ kind: 'presence', group: null, agentId: a.agentId, username: a.username, name: a.name, online });
+        publish({
+          kind: 'presence',
+          group: null,
+          agentId: a.agentId,
+          username: a.username,
+          name: a.name,
+          online,
+        });
         if (!online) void late.deliveries?.agentOffline(a);
       },
     },
@@ -109,21 +122,39 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
       store: ctx.store,
       logger,
       presence,
-      signTicket: (c) => signTicket(ctx.ticketKeys.privateKey, { user: c.userId, sha256: c.sha256, expiresAt: c.expiresAt }),
+      signTicket: (c) =>
+        signTicket(ctx.ticketKeys.privateKey, { user: c.userId, sha256: c.sha256, expiresAt: c.expiresAt }),
       publish,
       multicast,
       blobPath: (sha256) => ctx.blobs.pathOf(sha256),
     },
     { retryBaseMs: options.retryBaseMs ?? envMs('SHOAL_RETRY_MS'), ticketTtlMs: Limits.ticketTtlMs },
   );
-  const hub = createHub({ store: ctx.store, logger, presence, deliveries, onMulticastStatus: (a, m) => multicast?.onStatus(a, m) }, { heartbeatMs, publicKey, serverVersion: ctx.version });
+  const hub = createHub(
+    {
+      store: ctx.store,
+      logger,
+      presence,
+      deliveries,
+      onMulticastStatus: (a, m) => multicast?.onStatus(a, m),
+    },
+    { heartbeatMs, publicKey, serverVersion: ctx.version },
+  );
   late.deliveries = deliveries;
   late.hub = hub;
   await hub.register(app);
 
   registerDeliveryRoutes(app, ctx, { deliveries });
-  registerPresenceRoutes(app, ctx, { presence, checkTimeoutMs: options.checkTimeoutMs ?? envMs('SHOAL_CHECK_TIMEOUT_MS') });
-  const pieces = registerPieceRoutes(app, ctx, { deliveries }, { streamRateBytesPerSec: options.pieceStreamRate ?? envMs('SHOAL_PIECE_STREAM_RATE') });
+  registerPresenceRoutes(app, ctx, {
+    presence,
+    checkTimeoutMs: options.checkTimeoutMs ?? envMs('SHOAL_CHECK_TIMEOUT_MS'),
+  });
+  const pieces = registerPieceRoutes(
+    app,
+    ctx,
+    { deliveries },
+    { streamRateBytesPerSec: options.pieceStreamRate ?? envMs('SHOAL_PIECE_STREAM_RATE') },
+  );
 
   const d = deliveries;
   const unsubscribe = ctx.events.subscribe((e) => {
@@ -131,7 +162,10 @@ export async function registerAgentPlane(app: FastifyInstance, ctx: CoordinatorC
     if (shown) publish(shown);
     void (async () => {
       if (e.type === 'membership-changed' && e.change !== 'role') {
-        const [group, user] = await Promise.all([ctx.store.getGroupByName(e.group), ctx.store.getUserByName(e.username)]);
+        const [group, user] = await Promise.all([
+          ctx.store.getGroupByName(e.group),
+          ctx.store.getUserByName(e.username),
+        ]);
         if (!group || !user) return;
         if (e.change === 'added') await d.memberAdded(group.id, user.id);
         else await d.memberRemoved(group.id, user.id);

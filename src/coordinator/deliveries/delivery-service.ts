@@ -83,7 +83,11 @@ export interface DeliveryService {
   /** Recipients of one delivery (for its creator, recipient or an admin). */
   recipientsOf(deliveryId: string): Promise<PendingEntry[]>;
   /** Ticket and holders of a file for a user allowed to fetch it (member of its group or a 1:1 recipient). */
-  holdersFor(fileId: string, userId: string, exceptAgentId?: string): Promise<{ ticket: string; holders: Holder[]; manifest: Manifest; file: CatalogueFile }>;
+  holdersFor(
+    fileId: string,
+    userId: string,
+    exceptAgentId?: string,
+  ): Promise<{ ticket: string; holders: Holder[]; manifest: Manifest; file: CatalogueFile }>;
   /** Whether `userId` may fetch the file with sha256 (used by the coordinator's piece server on top of the ticket). */
   mayFetch(userId: string, sha256: string): Promise<boolean>;
   /** Content hashes `userId` may fetch: their groups' files and the 1:1 sends to them. */
@@ -107,7 +111,10 @@ export interface DeliveryService {
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** Creates the delivery scheduler. */
-export function createDeliveryService(deps: DeliveryServiceDeps, options: DeliveryServiceOptions = {}): DeliveryService {
+export function createDeliveryService(
+  deps: DeliveryServiceDeps,
+  options: DeliveryServiceOptions = {},
+): DeliveryService {
   const { store, presence } = deps;
   const log = deps.logger.child('coordinator:deliveries');
   const retryBaseMs = options.retryBaseMs ?? 5000;
@@ -152,7 +159,16 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       sharedBy: await usernameOf(file.sharedBy),
       sharedAt: new Date(file.sharedAt).toISOString(),
     };
-    return { file: entry, manifest: { name: file.name, size: file.size, sha256: file.sha256, pieceSize: blob.pieceSize, pieces: blob.pieces } };
+    return {
+      file: entry,
+      manifest: {
+        name: file.name,
+        size: file.size,
+        sha256: file.sha256,
+        pieceSize: blob.pieceSize,
+        pieces: blob.pieces,
+      },
+    };
   }
 
   /** Whether the user is still entitled to the delivery (member of its group, or its 1:1 target). */
@@ -235,8 +251,17 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
     if (!r || r.state === 'delivered') return undefined;
     const { file: entry, manifest } = await catalogueEntry(file);
     const now = Date.now();
-    await setRecipient(d, { ...r, state: 'receiving', transport, error: null, nextAttemptAt: null, updatedAt: now });
-    const holderIds = [...new Set([...(await store.listHolders(file.sha256)), ...(await coReceivers(d, userId))])];
+    await setRecipient(d, {
+      ...r,
+      state: 'receiving',
+      transport,
+      error: null,
+      nextAttemptAt: null,
+      updatedAt: now,
+    });
+    const holderIds = [
+      ...new Set([...(await store.listHolders(file.sha256)), ...(await coReceivers(d, userId))]),
+    ];
     const ticket = deps.signTicket({ userId, sha256: file.sha256, expiresAt: now + ticketTtlMs });
     const from = await usernameOf(d.createdBy);
     const group = await groupName(d.groupId);
@@ -264,7 +289,14 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
   function sendOffer(a: LiveAgent, p: Prepared, msg: OfferMsg, transport: string): boolean {
     try {
       a.send(msg);
-      a.receiving.set(msg.deliveryId, { deliveryId: msg.deliveryId, fileName: p.fileName, bytes: p.bytes, size: p.size, rate: 0, transport });
+      a.receiving.set(msg.deliveryId, {
+        deliveryId: msg.deliveryId,
+        fileName: p.fileName,
+        bytes: p.bytes,
+        size: p.size,
+        rate: 0,
+        transport,
+      });
       return true;
     } catch (err) {
       log.warn('could not send an offer', { agentId: a.agentId, deliveryId: msg.deliveryId, err });
@@ -305,7 +337,15 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
         for (const [u, p] of prepared) for (const a of p.agents) ownerOf.set(a.agentId, u);
         for (const [u, p] of prepared) reached.set(u, p.agents.length);
         const transfer = mc.run(
-          { groupId: group.id, deliveryId: d.id, address: group.multicastAddress, port: group.multicastPort, manifest: first.manifest, path: blobPath, agents },
+          {
+            groupId: group.id,
+            deliveryId: d.id,
+            address: group.multicastAddress,
+            port: group.multicastPort,
+            manifest: first.manifest,
+            path: blobPath,
+            agents,
+          },
           (a, start) => {
             const p = prepared.get(ownerOf.get(a.agentId)!)!;
             try {
@@ -330,15 +370,19 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
           transfer
             .catch(() => ({ complete: [] as string[], incomplete: agents.map((a) => a.agentId) }))
             .then(async ({ incomplete }) => {
-            const users = new Set(incomplete.map((id) => ownerOf.get(id)).filter((u): u is string => u !== undefined));
-            for (const u of users) await offer(d, u).catch((err) => log.warn('swarm fallback failed', { err }));
-          }),
+              const users = new Set(
+                incomplete.map((id) => ownerOf.get(id)).filter((u): u is string => u !== undefined),
+              );
+              for (const u of users)
+                await offer(d, u).catch((err) => log.warn('swarm fallback failed', { err }));
+            }),
         );
         return reached;
       }
       // Not enough agents after all: the prepared ones get swarm offers below.
     }
-    for (const u of userIds) reached.set(u, await offer(d, u).catch((err) => (log.warn('offer failed', { err }), 0)));
+    for (const u of userIds)
+      reached.set(u, await offer(d, u).catch((err) => (log.warn('offer failed', { err }), 0)));
     return reached;
   }
 
@@ -382,7 +426,11 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
     for (const r of rows) {
       if (userIds && !userIds.includes(r.userId)) continue;
       if (r.state !== 'delivered') {
-        await setRecipient(d, { ...r, state: 'failed', error: reason, nextAttemptAt: null, updatedAt: Date.now() }, true);
+        await setRecipient(
+          d,
+          { ...r, state: 'failed', error: reason, nextAttemptAt: null, updatedAt: Date.now() },
+          true,
+        );
       }
       for (const a of presence.ofUser(r.userId)) {
         if (!a.receiving.has(d.id)) continue;
@@ -415,7 +463,11 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
     return row;
   }
 
-  async function entries(d: DeliveryRow, file: FileRow | undefined, onlyUserIds?: Set<string>): Promise<PendingEntry[]> {
+  async function entries(
+    d: DeliveryRow,
+    file: FileRow | undefined,
+    onlyUserIds?: Set<string>,
+  ): Promise<PendingEntry[]> {
     const rows = await store.listRecipients({ deliveryId: d.id });
     const out: PendingEntry[] = [];
     for (const r of rows) {
@@ -442,7 +494,12 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
   async function dropBadHolders(sha256: string, reported: unknown, by: LiveAgent): Promise<void> {
     if (!Array.isArray(reported)) return;
     for (const item of reported.slice(0, 100)) {
-      const id = typeof item === 'string' ? item : typeof item === 'object' && item !== null ? (item as { id?: unknown }).id : undefined;
+      const id =
+        typeof item === 'string'
+          ? item
+          : typeof item === 'object' && item !== null
+            ? (item as { id?: unknown }).id
+            : undefined;
       if (typeof id !== 'string' || id === 'coordinator' || id === by.agentId) continue;
       log.warn('holder served a bad piece', { sha256, holder: id, reportedBy: by.agentId });
       await store.setHolder(sha256, id, false);
@@ -461,7 +518,14 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       if (live) Object.assign(live, { bytes: msg.bytes, rate: msg.rate, transport: msg.transport });
       // Only a delivery under way moves; a late report after a failure or a removal changes nothing.
       if ((r.state !== 'receiving' && r.state !== 'pending') || d.cancelled) return;
-      await setRecipient(d, { ...r, state: 'receiving', bytes: msg.bytes, rate: msg.rate, transport: msg.transport, updatedAt: now });
+      await setRecipient(d, {
+        ...r,
+        state: 'receiving',
+        bytes: msg.bytes,
+        rate: msg.rate,
+        transport: msg.transport,
+        updatedAt: now,
+      });
       return;
     }
     agent.receiving.delete(d.id);
@@ -486,7 +550,12 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
         updatedAt: now,
         detail: msg.detail ? JSON.stringify(msg.detail).slice(0, 8000) : null,
       });
-      log.info('delivered', { deliveryId: d.id, user: agent.username, agentId: agent.agentId, transport: msg.transport });
+      log.info('delivered', {
+        deliveryId: d.id,
+        user: agent.username,
+        agentId: agent.agentId,
+        transport: msg.transport,
+      });
       return;
     }
     if (file) await dropBadHolders(file.sha256, msg.badHolders, agent);
@@ -504,7 +573,12 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
       updatedAt: now,
       detail: msg.badHolders?.length ? JSON.stringify({ badHolders: msg.badHolders }) : r.detail,
     });
-    log.warn('delivery failed on an agent', { deliveryId: d.id, agentId: agent.agentId, reason: msg.reason, retryInMs: delay });
+    log.warn('delivery failed on an agent', {
+      deliveryId: d.id,
+      agentId: agent.agentId,
+      reason: msg.reason,
+      retryInMs: delay,
+    });
   }
 
   return {
@@ -530,17 +604,39 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
 
     async addPending(groupId, fileId, createdBy) {
       const file = await store.getFile(fileId);
-      if (!file || file.groupId !== groupId) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId} in this group`);
-      const existing = (await store.listDeliveries({ groupId })).find((d) => d.fileId === fileId && !d.cancelled);
-      const d = existing ?? (await store.createDelivery({ fileId, groupId, targetUserId: null, createdBy, createdAt: Date.now() }));
+      if (!file || file.groupId !== groupId)
+        throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId} in this group`);
+      const existing = (await store.listDeliveries({ groupId })).find(
+        (d) => d.fileId === fileId && !d.cancelled,
+      );
+      const d =
+        existing ??
+        (await store.createDelivery({
+          fileId,
+          groupId,
+          targetUserId: null,
+          createdBy,
+          createdAt: Date.now(),
+        }));
       const members = await store.listMembers(groupId);
       for (const m of members) {
         if (!(await store.getRecipient(d.id, m.userId))) await newRecipient(d.id, m.userId);
       }
       if (!existing) {
-        deps.publish({ kind: 'delivery', group: await groupName(groupId), deliveryId: d.id, action: 'created', fileId });
+        deps.publish({
+          kind: 'delivery',
+          group: await groupName(groupId),
+          deliveryId: d.id,
+          action: 'created',
+          fileId,
+        });
       }
-      await track(deliverNow(d, members.map((m) => m.userId)));
+      await track(
+        deliverNow(
+          d,
+          members.map((m) => m.userId),
+        ),
+      );
       return d;
     },
 
@@ -569,33 +665,70 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
             results.push({ username, deliveryId: d.id, outcome: 'skipped', agents: 0 });
             continue;
           }
-          if (r.state === 'failed') await store.upsertRecipient({ ...r, state: 'pending', nextAttemptAt: null, updatedAt: Date.now() });
+          if (r.state === 'failed')
+            await store.upsertRecipient({
+              ...r,
+              state: 'pending',
+              nextAttemptAt: null,
+              updatedAt: Date.now(),
+            });
           toSend.push(r.userId);
         }
         const reached = await deliverNow(d, toSend);
         for (const u of toSend) {
           const n = reached.get(u) ?? 0;
-          results.push({ username: await usernameOf(u), deliveryId: d.id, outcome: n > 0 ? 'offered' : 'offline', agents: n });
+          results.push({
+            username: await usernameOf(u),
+            deliveryId: d.id,
+            outcome: n > 0 ? 'offered' : 'offline',
+            agents: n,
+          });
         }
-        deps.publish({ kind: 'delivery', group: await groupName(groupId), deliveryId: d.id, action: 'sent', fileId: d.fileId });
+        deps.publish({
+          kind: 'delivery',
+          group: await groupName(groupId),
+          deliveryId: d.id,
+          action: 'sent',
+          fileId: d.fileId,
+        });
       }
       return results;
     },
 
     async cancelDelivery(groupId, deliveryId) {
       const d = await store.getDelivery(deliveryId);
-      if (!d || d.groupId !== groupId || d.cancelled) throw new ShoalError(ErrorCode.DELIVERY_NOT_FOUND, `no delivery ${deliveryId} here`);
+      if (!d || d.groupId !== groupId || d.cancelled)
+        throw new ShoalError(ErrorCode.DELIVERY_NOT_FOUND, `no delivery ${deliveryId} here`);
       await cancelFor(d, null, 'cancelled');
       await store.cancelDelivery(deliveryId);
-      deps.publish({ kind: 'delivery', group: await groupName(groupId), deliveryId, action: 'cancelled', fileId: d.fileId });
+      deps.publish({
+        kind: 'delivery',
+        group: await groupName(groupId),
+        deliveryId,
+        action: 'cancelled',
+        fileId: d.fileId,
+      });
     },
 
     async sendDirect(fileId, fromUserId, toUserId) {
       const file = await store.getFile(fileId);
       if (!file) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId}`);
-      const d = await store.createDelivery({ fileId, groupId: null, targetUserId: toUserId, createdBy: fromUserId, createdAt: Date.now() });
+      const d = await store.createDelivery({
+        fileId,
+        groupId: null,
+        targetUserId: toUserId,
+        createdBy: fromUserId,
+        createdAt: Date.now(),
+      });
       await newRecipient(d.id, toUserId);
-      deps.publish({ kind: 'delivery', group: null, deliveryId: d.id, action: 'created', fileId, from: await usernameOf(fromUserId) });
+      deps.publish({
+        kind: 'delivery',
+        group: null,
+        deliveryId: d.id,
+        action: 'created',
+        fileId,
+        from: await usernameOf(fromUserId),
+      });
       await track(offer(d, toUserId).catch((err) => log.warn('offer failed', { err })));
       return d;
     },
@@ -609,10 +742,16 @@ export function createDeliveryService(deps: DeliveryServiceDeps, options: Delive
     async holdersFor(fileId, userId, exceptAgentId) {
       const file = await store.getFile(fileId);
       if (!file) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId}`);
-      if (!(await mayFetchFile(file, userId))) throw new ShoalError(ErrorCode.FORBIDDEN, 'not allowed to fetch this file');
+      if (!(await mayFetchFile(file, userId)))
+        throw new ShoalError(ErrorCode.FORBIDDEN, 'not allowed to fetch this file');
       const { file: entry, manifest } = await catalogueEntry(file);
       const ticket = deps.signTicket({ userId, sha256: file.sha256, expiresAt: Date.now() + ticketTtlMs });
-      return { ticket, holders: holdersList(file.sha256, await store.listHolders(file.sha256), exceptAgentId), manifest, file: entry };
+      return {
+        ticket,
+        holders: holdersList(file.sha256, await store.listHolders(file.sha256), exceptAgentId),
+        manifest,
+        file: entry,
+      };
     },
 
     async mayFetch(userId, sha256) {

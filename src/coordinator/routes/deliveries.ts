@@ -14,7 +14,11 @@ import type { DeliveryService } from '../deliveries/delivery-service.ts';
 import { checkFileName, fileType } from '../file-name.ts';
 import { createNameCache, fileView } from '../views.ts';
 
-async function deliveryInfo(ctx: CoordinatorContext, deliveries: DeliveryService, d: DeliveryRow): Promise<DeliveryInfo> {
+async function deliveryInfo(
+  ctx: CoordinatorContext,
+  deliveries: DeliveryService,
+  d: DeliveryRow,
+): Promise<DeliveryInfo> {
   const names = createNameCache(ctx.store);
   return {
     id: d.id,
@@ -28,27 +32,54 @@ async function deliveryInfo(ctx: CoordinatorContext, deliveries: DeliveryService
 }
 
 /** Registers the pending-list, 1:1 send, delivery status and holders routes. */
-export function registerDeliveryRoutes(app: FastifyInstance, ctx: CoordinatorContext, deps: { deliveries: DeliveryService }): void {
+export function registerDeliveryRoutes(
+  app: FastifyInstance,
+  ctx: CoordinatorContext,
+  deps: { deliveries: DeliveryService },
+): void {
   const { store } = ctx;
   const { deliveries } = deps;
 
-  defineRoute(app, ctx, 'listPending', async ({ group }) => ({ entries: await deliveries.listPending(group.id) }));
+  defineRoute(app, ctx, 'listPending', async ({ group }) => ({
+    entries: await deliveries.listPending(group.id),
+  }));
 
   defineRoute(app, ctx, 'addPending', async ({ group, body, user }) => {
     const d = await deliveries.addPending(group.id, body.fileId, user.id);
-    await store.addAudit({ at: Date.now(), actorId: user.id, action: 'pending.add', groupName: group.name, target: body.fileId, detail: d.id });
+    await store.addAudit({
+      at: Date.now(),
+      actorId: user.id,
+      action: 'pending.add',
+      groupName: group.name,
+      target: body.fileId,
+      detail: d.id,
+    });
     return { delivery: await deliveryInfo(ctx, deliveries, d) };
   });
 
   defineRoute(app, ctx, 'sendPending', async ({ group, user }) => {
     const results = await deliveries.sendPending(group.id);
-    await store.addAudit({ at: Date.now(), actorId: user.id, action: 'pending.send', groupName: group.name, target: null, detail: null });
+    await store.addAudit({
+      at: Date.now(),
+      actorId: user.id,
+      action: 'pending.send',
+      groupName: group.name,
+      target: null,
+      detail: null,
+    });
     return { results };
   });
 
   defineRoute(app, ctx, 'cancelPending', async ({ group, params, user }) => {
     await deliveries.cancelDelivery(group.id, params.deliveryId);
-    await store.addAudit({ at: Date.now(), actorId: user.id, action: 'pending.cancel', groupName: group.name, target: params.deliveryId, detail: null });
+    await store.addAudit({
+      at: Date.now(),
+      actorId: user.id,
+      action: 'pending.cancel',
+      groupName: group.name,
+      target: params.deliveryId,
+      detail: null,
+    });
   });
 
   const mayViewDelivery = async (d: DeliveryRow, user: UserRow): Promise<boolean> => {
@@ -60,7 +91,8 @@ export function registerDeliveryRoutes(app: FastifyInstance, ctx: CoordinatorCon
 
   defineRoute(app, ctx, 'getDelivery', async ({ params, user }) => {
     const d = await store.getDelivery(params.deliveryId);
-    if (!d || !(await mayViewDelivery(d, user))) throw new ShoalError(ErrorCode.DELIVERY_NOT_FOUND, `no delivery ${params.deliveryId}`);
+    if (!d || !(await mayViewDelivery(d, user)))
+      throw new ShoalError(ErrorCode.DELIVERY_NOT_FOUND, `no delivery ${params.deliveryId}`);
     return { delivery: await deliveryInfo(ctx, deliveries, d) };
   });
 
@@ -71,7 +103,8 @@ export function registerDeliveryRoutes(app: FastifyInstance, ctx: CoordinatorCon
       return await deliveries.holdersFor(f.id, user.id);
     } catch (err) {
       // Someone who may not fetch the file learns nothing about it.
-      if (err instanceof ShoalError && err.code === ErrorCode.FORBIDDEN) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${params.fileId}`);
+      if (err instanceof ShoalError && err.code === ErrorCode.FORBIDDEN)
+        throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${params.fileId}`);
       throw err;
     }
   });
@@ -79,14 +112,21 @@ export function registerDeliveryRoutes(app: FastifyInstance, ctx: CoordinatorCon
   // The 1:1 upload takes raw bytes, in its own encapsulated context like the share route.
   app.register(async (upload) => {
     upload.removeAllContentTypeParsers();
-    upload.addContentTypeParser('*', (_req: FastifyRequest, payload: Readable, done: (err: Error | null, body?: unknown) => void) => done(null, payload));
+    upload.addContentTypeParser(
+      '*',
+      (_req: FastifyRequest, payload: Readable, done: (err: Error | null, body?: unknown) => void) =>
+        done(null, payload),
+    );
     defineRoute(upload, ctx, 'sendDirect', async ({ query, body, user, req }) => {
       const name = checkFileName(query.name);
       const to = await store.getUserByName(query.to);
       if (!to) throw new ShoalError(ErrorCode.USER_NOT_FOUND, `no user named ${query.to}`);
       const declared = Number(req.headers['content-length']);
       if (Number.isFinite(declared) && declared > Limits.uploadBytes) {
-        throw new ShoalError(ErrorCode.PAYLOAD_TOO_LARGE, `files larger than ${Limits.uploadBytes} bytes are refused`);
+        throw new ShoalError(
+          ErrorCode.PAYLOAD_TOO_LARGE,
+          `files larger than ${Limits.uploadBytes} bytes are refused`,
+        );
       }
       if (!body) throw new ShoalError(ErrorCode.BAD_REQUEST, 'the request body must be the file bytes');
       const abort = new AbortController();
@@ -96,22 +136,51 @@ export function registerDeliveryRoutes(app: FastifyInstance, ctx: CoordinatorCon
       req.raw.once('close', onClose);
       let blob;
       try {
-        blob = await ctx.blobs.ingest(body as Readable, { pieceSize: ctx.options.pieceSize, maxBytes: Limits.uploadBytes, signal: abort.signal });
+        blob = await ctx.blobs.ingest(body as Readable, {
+          pieceSize: ctx.options.pieceSize,
+          maxBytes: Limits.uploadBytes,
+          signal: abort.signal,
+        });
       } finally {
         req.raw.off('close', onClose);
       }
       try {
-        if (Number.isFinite(declared) && declared !== blob.size) throw new ShoalError(ErrorCode.ABORTED, 'upload shorter than its Content-Length');
+        if (Number.isFinite(declared) && declared !== blob.size)
+          throw new ShoalError(ErrorCode.ABORTED, 'upload shorter than its Content-Length');
         const { f, blobRow } = await store.transaction(async (tx) => {
           const known = await tx.getBlob(blob.sha256);
-          const row = known ?? { sha256: blob.sha256, size: blob.size, pieceSize: blob.pieceSize, pieces: blob.pieces, createdAt: Date.now() };
+          const row = known ?? {
+            sha256: blob.sha256,
+            size: blob.size,
+            pieceSize: blob.pieceSize,
+            pieces: blob.pieces,
+            createdAt: Date.now(),
+          };
           if (!known) await tx.putBlob(row);
-          const file = await tx.createFile({ groupId: null, name, type: fileType(name), sha256: blob.sha256, size: blob.size, sharedBy: user.id, sharedAt: Date.now() });
-          await tx.addAudit({ at: Date.now(), actorId: user.id, action: 'file.direct', groupName: null, target: to.username, detail: `${file.id} ${blob.sha256} ${blob.size}` });
+          const file = await tx.createFile({
+            groupId: null,
+            name,
+            type: fileType(name),
+            sha256: blob.sha256,
+            size: blob.size,
+            sharedBy: user.id,
+            sharedAt: Date.now(),
+          });
+          await tx.addAudit({
+            at: Date.now(),
+            actorId: user.id,
+            action: 'file.direct',
+            groupName: null,
+            target: to.username,
+            detail: `${file.id} ${blob.sha256} ${blob.size}`,
+          });
           return { f: file, blobRow: row };
         });
         const d = await deliveries.sendDirect(f.id, user.id, to.id);
-        return { delivery: await deliveryInfo(ctx, deliveries, d), file: await fileView(f, blobRow, '', createNameCache(store)) };
+        return {
+          delivery: await deliveryInfo(ctx, deliveries, d),
+          file: await fileView(f, blobRow, '', createNameCache(store)),
+        };
       } finally {
         blob.release();
       }

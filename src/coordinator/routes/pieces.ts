@@ -35,7 +35,10 @@ export function registerPieceRoutes(
     async open(sha256) {
       const blob = await store.getBlob(sha256);
       if (!blob || !(await blobs.has(sha256))) return null;
-      return { manifest: { size: blob.size, sha256, pieceSize: blob.pieceSize, pieces: blob.pieces }, path: blobs.pathOf(sha256) };
+      return {
+        manifest: { size: blob.size, sha256, pieceSize: blob.pieceSize, pieces: blob.pieces },
+        path: blobs.pathOf(sha256),
+      };
     },
     async has(sha256, index) {
       const blob = await store.getBlob(sha256);
@@ -51,12 +54,16 @@ export function registerPieceRoutes(
   };
   const rate = options.streamRateBytesPerSec;
 
-  const refuse = (reply: import('fastify').FastifyReply, status: number, err: ShoalError) => reply.code(status).send(errorBody(err));
+  const refuse = (reply: import('fastify').FastifyReply, status: number, err: ShoalError) =>
+    reply.code(status).send(errorBody(err));
 
   app.get('/pieces/*', async (req, reply) => {
     const sha256 = (req.url.split('?')[0].split('/')[2] ?? '').toLowerCase();
     const auth = req.headers.authorization;
-    const ticket = typeof auth === 'string' && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, '').trim() : undefined;
+    const ticket =
+      typeof auth === 'string' && /^bearer\s+/i.test(auth)
+        ? auth.replace(/^bearer\s+/i, '').trim()
+        : undefined;
     if (ticket && /^[0-9a-f]{64}$/.test(sha256)) {
       let user: string | undefined;
       try {
@@ -72,7 +79,12 @@ export function registerPieceRoutes(
           if (allowed.size > 10_000) allowed.clear();
           allowed.set(key, ok);
         }
-        if (!ok) return refuse(reply, 403, new ShoalError(ErrorCode.FORBIDDEN, 'no longer allowed to fetch this file'));
+        if (!ok)
+          return refuse(
+            reply,
+            403,
+            new ShoalError(ErrorCode.FORBIDDEN, 'no longer allowed to fetch this file'),
+          );
       }
     }
     if (rate && rate > 0) {
