@@ -168,6 +168,9 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
   const receivers = new Map<string, MulticastReceiver>();
   /** Transfers announced whose receiver is not running yet. */
   const joining = new Set<string>();
+  /** Per delivery: bytes verified from multicast so far, and the receiver's counters (for the report). */
+  const multicastBytes = new Map<string, number>();
+  const multicastStats = new Map<string, Record<string, unknown>>();
   let fetcher: NodeFetch | undefined;
   const api = () => {
     fetcher ??= createNodeFetch({ fingerprint: options.fingerprint });
@@ -254,11 +257,13 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       if (offer.transferId && (!mc || partial.complete || mc.manifest.sha256 !== manifest.sha256))
         joining.delete(offer.transferId);
       if (mc && !partial.complete && mc.manifest.sha256 === manifest.sha256) {
-        const before = partial.bytesVerified;
         const whole = await receiveMulticast(mc, partial, deliveryId, signal);
         if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'delivery aborted');
-        transport = whole ? 'multicast' : partial.bytesVerified > before ? 'repair' : 'swarm';
+        if (whole) transport = 'multicast';
       }
+      // Bytes an earlier run of this delivery took by multicast (a plain offer follows an incomplete one).
+      const viaMulticast = multicastBytes.get(deliveryId) ?? 0;
+      if (transport === 'swarm' && viaMulticast > 0) transport = 'repair';
       let holders = toSwarm(offer.holders);
       let ticket = offer.ticket;
       const started = Date.now();
@@ -319,7 +324,12 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
         piecesResumed: result.piecesResumed,
         bytesPerHolder: result.bytesPerHolder,
         badHolders: result.badHolders,
+        multicastBytes: viaMulticast,
+        swarmBytes: result.bytesReceived,
+        ...(multicastStats.has(deliveryId) ? { multicast: multicastStats.get(deliveryId) } : {}),
       };
+      multicastBytes.delete(deliveryId);
+      multicastStats.delete(deliveryId);
       state!.putDelivery({
         deliveryId,
         offer,
@@ -395,6 +405,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     }
     receivers.set(mc.transferId, receiver);
     joining.delete(mc.transferId);
+    const before = partial.bytesVerified;
     // Unasked, a status tells the sender this receiver has joined and it may start.
     onMulticastStatusRequest(mc.transferId);
     const inner = new AbortController();
@@ -432,6 +443,19 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       signal.removeEventListener('abort', onAbort);
       receivers.delete(mc.transferId);
       await receiver.stop().catch(() => undefined);
+      multicastBytes.set(
+        deliveryId,
+        (multicastBytes.get(deliveryId) ?? 0) + Math.max(0, partial.bytesVerified - before),
+      );
+      const st = receiver.stats;
+      multicastStats.set(deliveryId, {
+        datagrams: st.datagrams,
+        duplicates: st.duplicates,
+        rejected: st.rejected,
+        chunks: st.chunks,
+        pieceFailures: st.pieceFailures,
+        recvBufferBytes: st.recvBufferBytes,
+      });
     }
   }
 

@@ -69,6 +69,17 @@ describe('multicast deliveries', () => {
       rows.some((r) => r.transport === 'multicast'),
       `transports: ${rows.map((r) => r.transport).join(', ')}`,
     );
+    // Each member's record says how the bytes came.
+    for (const r of rows.filter((x) => x.transport === 'multicast')) {
+      const user = (await tc.store.getUserByName(r.username))!;
+      const rec = (await tc.store.getRecipient(r.deliveryId, user.id))!;
+      const detail = JSON.parse(rec.detail ?? '{}') as {
+        multicastBytes?: number;
+        multicast?: { chunks?: number };
+      };
+      assert.equal(detail.multicastBytes, bytes.length);
+      assert.ok((detail.multicast?.chunks ?? 0) > 0);
+    }
     for (const a of agents) {
       const got = await readReceived(join(a.downloadDir, 'floor', 'release.tar'));
       assert.equal(got && sha256(got), sha256(bytes));
