@@ -63,6 +63,8 @@ export interface AgentOptions {
   multicastInterface?: string;
   /** A multicast transfer that brings no datagram within this many ms is left for the swarm (default 5000). */
   multicastNoDataMs?: number;
+  /** TEST KNOB ONLY: fraction of multicast datagrams to drop on arrival (loopback loses nothing by itself). */
+  multicastTestLossRate?: number;
 }
 
 export interface AgentStatus {
@@ -394,6 +396,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
           manifest: mc.manifest,
           chunkSize: mc.chunkSize,
           receiverId: state!.agentId,
+          simulateLossRate: options.multicastTestLossRate,
         },
       );
       await receiver.start();

@@ -132,6 +132,7 @@ export async function startAgent(
     dirs?: { downloadDir: string; stateDir: string };
     streams?: number;
     multicastInterface?: string;
+    multicastTestLossRate?: number;
   } = {},
 ): Promise<TestAgent> {
   const root = opts.dirs ? undefined : await mkdtemp(join(tmpdir(), 'shoal-agent-'));
@@ -151,6 +152,7 @@ export async function startAgent(
         streams: opts.streams,
         maxBackoffMs: 1000,
         multicastInterface: opts.multicastInterface,
+        multicastTestLossRate: opts.multicastTestLossRate,
       },
     );
   const t: TestAgent = {

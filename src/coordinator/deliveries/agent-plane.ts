@@ -114,6 +114,7 @@ export async function registerAgentPlane(
         {
           rateBps: options.multicastRateBps ?? (rateMbit ? rateMbit * 1_000_000 : undefined),
           interface: options.multicastInterface ?? (process.env.SHOAL_MULTICAST_INTERFACE || undefined),
+          maxPasses: envMs('SHOAL_MULTICAST_MAX_PASSES'),
         },
       )
     : undefined;
