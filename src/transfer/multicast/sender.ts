@@ -71,8 +71,9 @@ export interface MulticastSenderOptions {
   /** Loss rate above which the rate backs off (default 0.1). */
   backoffLoss?: number;
   /**
-   * Loss rate at or above which a receiver counts as not reached by multicast (a router, a firewall, a late
-   * join): it is left out of repair passes and of rate adaptation, and finishes through the swarm (default 0.5).
+   * Loss rate at or above which, two passes in a row, a receiver counts as not reached by multicast (a
+   * router, a firewall); such a receiver, and one that heard nothing at all (a late join), is left out of
+   * repair passes and of rate adaptation and finishes through the swarm (default 0.5).
    */
   unreachedLoss?: number;
 }
@@ -300,6 +301,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
         let work: { chunks: number[]; fragments: Map<number, Set<number>> } = { chunks: Array.from({ length: chunkCount }, (_, i) => i), fragments: new Map() };
         let incomplete: string[] = [];
         const unreached = new Set<string>();
+        const highLoss = new Map<string, number>();
         let complete = false;
         for (let pass = 1; pass <= maxPasses; pass++) {
           pacer.setRate(rate);
@@ -334,7 +336,11 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
           for (const s of statuses) {
             // A receiver that heard nothing at all never saw an end-of-pass marker to compute its loss from.
             const deaf = s.received === 0 && chunkCount > 0 && missingChunkCount(s) >= chunkCount;
-            if ((deaf || s.lossRate >= unreachedLoss) && missingChunkCount(s) > 0) unreached.add(s.receiverId);
+            // One lossy pass is not enough: a receiver restarted mid-pass reports most of that pass as lost,
+            // and is back to normal in the next one.
+            const lossy = s.lossRate >= unreachedLoss ? (highLoss.get(s.receiverId) ?? 0) + 1 : 0;
+            highLoss.set(s.receiverId, lossy);
+            if ((deaf || lossy >= 2) && missingChunkCount(s) > 0) unreached.add(s.receiverId);
           }
           const reached = statuses.filter((s) => !unreached.has(s.receiverId));
           log.info('pass done', { pass, chunks: report.chunks, datagrams: sent, wireBytes: wire, rateBps: Math.round(rate), ms: report.ms, incomplete: incomplete.length, receivers: statuses.length });
@@ -348,7 +354,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
           }
           // Adapt on the receivers multicast reaches: a receiver that lost most of a pass says nothing about
           // congestion.
-          const losses = reached.map((s) => s.lossRate);
+          const losses = reached.map((s) => s.lossRate).filter((l) => l < unreachedLoss);
           const worst = losses.length ? Math.max(...losses) : 0;
           if (worst > backoffLoss) rate = Math.max(floor, rate * Math.max(0.5, 1 - 2 * worst));
           else if (worst < backoffLoss / 2) rate = Math.min(ceiling, rate * 1.25);
