@@ -89,7 +89,7 @@ describe('multicast receiver under fuzz', () => {
     }, { address: group, port, interface: '127.0.0.1', chunkSize, rateBps: 8e6, key, transferId: 'tx-fuzz', manifest: src.manifest, path: src.path, maxPasses: 20 });
     const result = await sender.run(AbortSignal.timeout(120_000));
     await fuzzing;
-    assert.equal(result.complete, true);
+    assert.equal(result.complete, true, JSON.stringify({ passes: result.passes.map((p) => [p.datagrams, p.missing, p.loss]), unreached: result.unreached }));
     await receiver.whenComplete(AbortSignal.timeout(10_000));
     assert.equal(await sha256File(await partial.finalize()), src.manifest.sha256);
     assert.deepEqual(await partialsIn(dir), []);

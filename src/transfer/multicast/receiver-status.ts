@@ -19,7 +19,7 @@ export interface ReceiverStatus {
   partial?: Array<[chunk: number, fragments: number[]]>;
   /** Chunks received, authenticated and written. */
   received: number;
-  /** Fraction of the last pass's datagrams that did not arrive, 0..1. */
+  /** Fraction of the last pass's datagrams that did not arrive, 0..1 (1 until an end-of-pass marker arrived). */
   lossRate: number;
 }
 

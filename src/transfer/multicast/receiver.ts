@@ -175,7 +175,10 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   let stopped = false;
   let lastPassEnd = 0;
   let passDatagrams = 0;
-  let lossRate = 0;
+  // Until an end-of-pass marker arrives this receiver has heard nothing it can measure: report total loss,
+  // which is how the sender tells a receiver multicast does not reach (a poisoned or slow receiver that did
+  // hear the marker reports its real loss instead).
+  let lossRate = 1;
   const passWaiters = new Set<() => void>();
   const completeWaiters = new Set<() => void>();
 

@@ -334,8 +334,9 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
           total = { datagrams: total.datagrams + sent, wireBytes: total.wireBytes + wire };
           incomplete = statuses.filter((s) => missingChunkCount(s) > 0).map((s) => s.receiverId);
           for (const s of statuses) {
-            // A receiver that heard nothing at all never saw an end-of-pass marker to compute its loss from.
-            const deaf = s.received === 0 && chunkCount > 0 && missingChunkCount(s) >= chunkCount;
+            // Heard nothing at all, not even an end-of-pass marker (receivers report loss 1 until they see one);
+            // a receiver whose chunks were all spoiled by forged datagrams still saw the marker.
+            const deaf = s.received === 0 && s.lossRate >= 0.99 && chunkCount > 0 && missingChunkCount(s) >= chunkCount;
             // One lossy pass is not enough: a receiver restarted mid-pass reports most of that pass as lost,
             // and is back to normal in the next one.
             const lossy = s.lossRate >= unreachedLoss ? (highLoss.get(s.receiverId) ?? 0) + 1 : 0;
