@@ -149,6 +149,24 @@ export const PendingEntry = z.object({
   deliveredAt: IsoDate.nullable(),
   error: z.string().nullable(),
   attempts: z.number().int(),
+  /** While a multicast transfer runs for this entry: the receiver's last reported loss (0..1) and passes answered. */
+  loss: z.number().nullable().optional(),
+  passes: z.number().int().nullable().optional(),
+  /** Once delivered: how the bytes came (see DeliveryRecord). */
+  record: z
+    .object({
+      /** multicast: all by multicast; repair: multicast then the swarm for the rest; swarm: no multicast. */
+      how: z.string(),
+      /** Bytes verified from multicast datagrams. */
+      multicastBytes: z.number(),
+      /** Bytes fetched from holders (coordinator and peers) over HTTPS. */
+      fetchedBytes: z.number(),
+      transferId: z.string().nullable(),
+      /** Multicast passes the transfer took (null without one). */
+      passes: z.number().int().nullable(),
+    })
+    .nullable()
+    .optional(),
 });
 export type PendingEntry = z.infer<typeof PendingEntry>;
 /** A connected agent. */
@@ -185,6 +203,48 @@ export const DeliveryInfo = z.object({
 });
 export type DeliveryInfo = z.infer<typeof DeliveryInfo>;
 const GroupDeliveryParam = z.object({ group: z.string(), deliveryId: z.string() });
+/** One receiver of a multicast transfer. */
+export const TransferReceiver = z.object({
+  agentId: z.string(),
+  username: z.string(),
+  name: z.string(),
+  /** joining, receiving, complete (all by multicast) or repair (the swarm finishes it). */
+  state: z.string(),
+  /** Bytes held per its last status report. */
+  bytes: z.number(),
+  chunks: z.number().int(),
+  /** Loss rate of the last pass it reported, 0..1. */
+  loss: z.number(),
+  /** Passes it answered. */
+  passes: z.number().int(),
+  /** Its delivery state and record (from the pending list), when known. */
+  delivery: z.string().nullable(),
+  rate: z.number(),
+  transport: z.string().nullable(),
+  multicastBytes: z.number().nullable(),
+  fetchedBytes: z.number().nullable(),
+});
+/** A running or recently finished multicast transfer. Rates in bits/s. */
+export const MulticastTransfer = z.object({
+  transferId: z.string(),
+  deliveryId: z.string(),
+  group: z.string(),
+  fileName: z.string(),
+  size: z.number(),
+  chunks: z.number().int(),
+  rateBps: z.number(),
+  minRateBps: z.number(),
+  currentRateBps: z.number().nullable(),
+  passes: z.number().int(),
+  maxPasses: z.number().int(),
+  /** joining, sending, done or failed. */
+  state: z.string(),
+  startedAt: IsoDate,
+  finishedAt: IsoDate.nullable(),
+  wireBytes: z.number().nullable(),
+  receivers: z.array(TransferReceiver),
+});
+export type MulticastTransfer = z.infer<typeof MulticastTransfer>;
 
 /** Every REST route of the coordinator. */
 export const routes = {
@@ -366,6 +426,24 @@ export const routes = {
     summary: 'A piece ticket and who holds a file (members of its group, or the 1:1 recipient)',
     params: z.object({ fileId: z.string() }),
     response: z.object({ ticket: z.string(), holders: z.array(PieceHolder), manifest: Manifest, file: CatalogueFile }),
+  },
+  pushFile: {
+    method: 'POST', path: '/groups/:group/push', access: 'owner',
+    summary: 'Deliver a catalogue file now to every online member (multicast when several), with a rate ceiling/floor',
+    params: GroupParam,
+    body: z.strictObject({
+      fileId: z.string().max(128),
+      /** Rate ceiling of the multicast sender, Mbit/s (default the server's). */
+      rateMbit: z.number().positive().max(100_000).optional(),
+      /** Rate floor of the multicast sender, Mbit/s (default ceiling / 8). */
+      minRateMbit: z.number().positive().max(100_000).optional(),
+    }),
+    response: z.object({ delivery: DeliveryInfo, results: z.array(SendResult), transferId: z.string().nullable() }),
+  },
+  listTransfers: {
+    method: 'GET', path: '/transfers', access: 'user',
+    summary: 'Running and recently finished multicast transfers, per receiver (owners: their groups; admins: all)',
+    query: z.object({ group: z.string().optional() }), response: z.object({ transfers: z.array(MulticastTransfer) }),
   },
 } as const satisfies Record<string, RouteDef>;
 

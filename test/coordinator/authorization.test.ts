@@ -142,6 +142,17 @@ const cases: Record<RouteName, Case> = {
     except: { user: 404, nonMember: 404, admin: 404 },
     build: (f) => ({ path: `/files/${f.fileId}/holders` }),
   },
+  pushFile: {
+    ok: 200,
+    mutates: true,
+    build: (f) => ({ path: `/groups/${f.group}/push`, json: { fileId: f.fileId, rateMbit: 50 } }),
+  },
+  // One group's transfers are for its owners and admins (the query names the group, not the path).
+  listTransfers: {
+    ok: 200,
+    except: { user: 403, nonMember: 403, member: 403 },
+    build: (f) => ({ path: `/transfers?group=${f.group}` }),
+  },
 };
 
 /** The status the access level implies for a role when the call is otherwise fine. */

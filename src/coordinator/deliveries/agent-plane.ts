@@ -145,7 +145,7 @@ export async function registerAgentPlane(
   late.hub = hub;
   await hub.register(app);
 
-  registerDeliveryRoutes(app, ctx, { deliveries });
+  registerDeliveryRoutes(app, ctx, { deliveries, multicast });
   registerPresenceRoutes(app, ctx, {
     presence,
     checkTimeoutMs: options.checkTimeoutMs ?? envMs('SHOAL_CHECK_TIMEOUT_MS'),

@@ -29,6 +29,36 @@ export interface PendingEntry {
   deliveredAt: string | null;
   error: string | null;
   attempts: number;
+  /** Live multicast figures while receiving: last loss rate (0..1) and passes answered; null otherwise. */
+  loss: number | null;
+  passes: number | null;
+  /** How a delivered entry came (from the recipient row's detail); null before. */
+  record: DeliveryRecord | null;
+}
+
+/** What a finished delivery records per member: how it came and how many bytes each way. */
+export interface DeliveryRecord {
+  how: string;
+  /** Bytes verified from multicast datagrams. */
+  multicastBytes: number;
+  /** Bytes fetched over HTTPS from the coordinator and peers (repair or swarm). */
+  fetchedBytes: number;
+  transferId: string | null;
+  passes: number | null;
+}
+
+/** Per-push overrides of the multicast sender, bits/s. */
+export interface PushOptions {
+  rateBps?: number;
+  minRateBps?: number;
+}
+
+/** What `push` did. */
+export interface PushResult {
+  delivery: DeliveryRow;
+  results: SendResult[];
+  /** The multicast transfer it opened, or null (fewer than two online, multicast off, or the group busy). */
+  transferId: string | null;
 }
 
 /** Result of sending to one recipient (fan-out operations never throw on one target). */
@@ -76,6 +106,11 @@ export interface DeliveryService {
   listPending(groupId: string): Promise<PendingEntry[]>;
   /** Offers every undelivered file of the group now to every online recipient (failed ones retry at once). */
   sendPending(groupId: string): Promise<SendResult[]>;
+  /**
+   * Delivers a catalogue file of the group now to every online member (by multicast when several are online,
+   * with the given ceiling/floor), adding it to the pending list so offline members get it when they connect.
+   */
+  push(groupId: string, fileId: string, createdBy: string, opts?: PushOptions): Promise<PushResult>;
   /** Cancels one delivery of a group (agents receiving it are told to stop). */
   cancelDelivery(groupId: string | null, deliveryId: string): Promise<void>;
   /** A 1:1 delivery of an already stored file (groupId null) to one user. */
@@ -318,8 +353,13 @@ export function createDeliveryService(
    * the group's address is free, else (and for whoever multicast leaves short) swarm offers.
    * Returns the number of agents reached per user.
    */
-  async function deliverNow(d: DeliveryRow, userIds: string[]): Promise<Map<string, number>> {
+  async function deliverNow(
+    d: DeliveryRow,
+    userIds: string[],
+    opts: PushOptions = {},
+  ): Promise<{ reached: Map<string, number>; transferId: string | null }> {
     const reached = new Map<string, number>();
+    let transferId: string | null = null;
     const mc = deps.multicast;
     const group = d.groupId ? await store.getGroupById(d.groupId) : undefined;
     const online = userIds.filter((u) => presence.ofUser(u).length > 0);
@@ -345,8 +385,11 @@ export function createDeliveryService(
             manifest: first.manifest,
             path: blobPath,
             agents,
+            rateBps: opts.rateBps,
+            minRateBps: opts.minRateBps,
           },
           (a, start) => {
+            transferId = start.transferId;
             const p = prepared.get(ownerOf.get(a.agentId)!)!;
             try {
               a.send({
@@ -377,13 +420,43 @@ export function createDeliveryService(
                 await offer(d, u).catch((err) => log.warn('swarm fallback failed', { err }));
             }),
         );
-        return reached;
+        return { reached, transferId };
       }
       // Not enough agents after all: the prepared ones get swarm offers below.
     }
     for (const u of userIds)
       reached.set(u, await offer(d, u).catch((err) => (log.warn('offer failed', { err }), 0)));
-    return reached;
+    return { reached, transferId };
+  }
+
+  /** The record of a delivered row, from its detail JSON (null when it has none). */
+  function recordOf(r: RecipientRow): DeliveryRecord | null {
+    if (r.state !== 'delivered' || !r.detail) return null;
+    let d: Record<string, unknown>;
+    try {
+      d = JSON.parse(r.detail) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+    return {
+      how: typeof d.how === 'string' ? d.how : (r.transport ?? 'swarm'),
+      multicastBytes: num(d.multicastBytes),
+      fetchedBytes: num(d.fetchedBytes ?? d.swarmBytes),
+      transferId: typeof d.transferId === 'string' ? d.transferId : null,
+      passes: typeof d.passes === 'number' ? d.passes : null,
+    };
+  }
+
+  /** The live multicast view of a receiving user (any of its agents in the delivery's newest transfer). */
+  function liveMulticast(deliveryId: string, userId: string) {
+    const mc = deps.multicast;
+    if (!mc) return undefined;
+    for (const a of presence.ofUser(userId)) {
+      const found = mc.receiverOf(deliveryId, a.agentId);
+      if (found) return found;
+    }
+    return undefined;
   }
 
   async function offerAllForUser(userId: string): Promise<void> {
@@ -472,6 +545,7 @@ export function createDeliveryService(
     const out: PendingEntry[] = [];
     for (const r of rows) {
       if (onlyUserIds && !onlyUserIds.has(r.userId)) continue;
+      const live = r.state === 'receiving' ? liveMulticast(d.id, r.userId) : undefined;
       out.push({
         deliveryId: d.id,
         fileId: d.fileId,
@@ -485,6 +559,9 @@ export function createDeliveryService(
         deliveredAt: iso(r.deliveredAt),
         error: r.error,
         attempts: r.attempts,
+        loss: live ? live.receiver.loss : null,
+        passes: live ? live.receiver.passes : null,
+        record: recordOf(r),
       });
     }
     return out;
@@ -504,6 +581,33 @@ export function createDeliveryService(
       log.warn('holder served a bad piece', { sha256, holder: id, reportedBy: by.agentId });
       await store.setHolder(sha256, id, false);
     }
+  }
+
+  /**
+   * The recipient row's detail for a completion: the agent's figures plus the record (how, bytes each way,
+   * transfer and passes), kept valid JSON under 8000 characters by dropping the agent's extras if need be.
+   */
+  function completionDetail(
+    d: DeliveryRow,
+    agent: LiveAgent,
+    msg: Extract<ClientMessage, { type: 'completed' }>,
+  ): string {
+    const extra = msg.detail ?? {};
+    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
+    const t = deps.multicast?.receiverOf(d.id, agent.agentId)?.transfer;
+    const rec: Omit<DeliveryRecord, 'how'> & { how: string; agentId: string } = {
+      how: msg.transport,
+      multicastBytes: num(extra.multicastBytes),
+      fetchedBytes: num(extra.swarmBytes),
+      transferId: t?.transferId ?? null,
+      passes: t ? t.passes : null,
+      agentId: agent.agentId,
+    };
+    const full = JSON.stringify({ ...extra, ...rec });
+    if (full.length <= 8000) return full;
+    const { bytesPerHolder: _b, badHolders: _h, ...rest } = extra;
+    const slim = JSON.stringify({ ...rest, ...rec });
+    return slim.length <= 8000 ? slim : JSON.stringify(rec);
   }
 
   async function handle(agent: LiveAgent, msg: ClientMessage): Promise<void> {
@@ -548,7 +652,7 @@ export function createDeliveryService(
         nextAttemptAt: null,
         deliveredAt: now,
         updatedAt: now,
-        detail: msg.detail ? JSON.stringify(msg.detail).slice(0, 8000) : null,
+        detail: completionDetail(d, agent, msg),
       });
       log.info('delivered', {
         deliveryId: d.id,
@@ -640,6 +744,50 @@ export function createDeliveryService(
       return d;
     },
 
+    async push(groupId, fileId, createdBy, opts = {}) {
+      const file = await store.getFile(fileId);
+      if (!file || file.groupId !== groupId)
+        throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId} in this group`);
+      const existing = (await store.listDeliveries({ groupId })).find(
+        (x) => x.fileId === fileId && !x.cancelled,
+      );
+      const d =
+        existing ??
+        (await store.createDelivery({ fileId, groupId, targetUserId: null, createdBy, createdAt: Date.now() }));
+      const results: SendResult[] = [];
+      const toSend: string[] = [];
+      for (const m of await store.listMembers(groupId)) {
+        const r = (await store.getRecipient(d.id, m.userId)) ?? (await newRecipient(d.id, m.userId));
+        const username = await usernameOf(m.userId);
+        if (r.state === 'delivered') {
+          results.push({ username, deliveryId: d.id, outcome: 'delivered', agents: 0 });
+          continue;
+        }
+        if (r.state === 'failed')
+          await store.upsertRecipient({ ...r, state: 'pending', nextAttemptAt: null, updatedAt: Date.now() });
+        toSend.push(m.userId);
+      }
+      deps.publish({
+        kind: 'delivery',
+        group: await groupName(groupId),
+        deliveryId: d.id,
+        action: existing ? 'sent' : 'created',
+        fileId,
+      });
+      const { reached, transferId } = await track(deliverNow(d, toSend, opts));
+      for (const u of toSend) {
+        const n = reached.get(u) ?? 0;
+        results.push({
+          username: await usernameOf(u),
+          deliveryId: d.id,
+          outcome: n > 0 ? 'offered' : 'offline',
+          agents: n,
+        });
+      }
+      log.info('pushed', { deliveryId: d.id, transferId, online: [...reached.values()].filter((n) => n > 0).length });
+      return { delivery: d, results, transferId };
+    },
+
     async listPending(groupId) {
       const members = new Set((await store.listMembers(groupId)).map((m) => m.userId));
       const out: PendingEntry[] = [];
@@ -674,7 +822,7 @@ export function createDeliveryService(
             });
           toSend.push(r.userId);
         }
-        const reached = await deliverNow(d, toSend);
+        const { reached } = await deliverNow(d, toSend);
         for (const u of toSend) {
           const n = reached.get(u) ?? 0;
           results.push({

@@ -4,13 +4,14 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import type { DeliveryInfo } from '../../protocol/api.ts';
+import type { DeliveryInfo, MulticastTransfer } from '../../protocol/api.ts';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import { Limits } from '../../protocol/limits.ts';
 import type { DeliveryRow, UserRow } from '../../store/store.ts';
 import type { CoordinatorContext } from '../context.ts';
 import { defineRoute } from '../define-route.ts';
-import type { DeliveryService } from '../deliveries/delivery-service.ts';
+import type { DeliveryService, PendingEntry } from '../deliveries/delivery-service.ts';
+import type { MulticastService, TransferView } from '../deliveries/multicast-service.ts';
 import { checkFileName, fileType } from '../file-name.ts';
 import { createNameCache, fileView } from '../views.ts';
 
@@ -31,14 +32,99 @@ async function deliveryInfo(
   };
 }
 
-/** Registers the pending-list, 1:1 send, delivery status and holders routes. */
+/** Registers the pending-list, push, transfers, 1:1 send, delivery status and holders routes. */
 export function registerDeliveryRoutes(
   app: FastifyInstance,
   ctx: CoordinatorContext,
-  deps: { deliveries: DeliveryService },
+  deps: { deliveries: DeliveryService; multicast?: MulticastService },
 ): void {
   const { store } = ctx;
   const { deliveries } = deps;
+
+  defineRoute(app, ctx, 'pushFile', async ({ group, body, user }) => {
+    const mbit = (v: number | undefined) => (v === undefined ? undefined : v * 1_000_000);
+    if (body.rateMbit !== undefined && body.minRateMbit !== undefined && body.minRateMbit > body.rateMbit)
+      throw new ShoalError(ErrorCode.BAD_REQUEST, 'the rate floor is above the ceiling');
+    const res = await deliveries.push(group.id, body.fileId, user.id, {
+      rateBps: mbit(body.rateMbit),
+      minRateBps: mbit(body.minRateMbit),
+    });
+    await store.addAudit({
+      at: Date.now(),
+      actorId: user.id,
+      action: 'pending.push',
+      groupName: group.name,
+      target: body.fileId,
+      detail: `${res.delivery.id}${res.transferId ? ` multicast ${res.transferId}` : ''}${body.rateMbit ? ` rate ${body.rateMbit} Mbit/s` : ''}`,
+    });
+    return {
+      delivery: await deliveryInfo(ctx, deliveries, res.delivery),
+      results: res.results,
+      transferId: res.transferId,
+    };
+  });
+
+  /** Group ids whose transfers `user` may see: one group (its owners, admins), all (admins) or the groups they own. */
+  const visibleGroups = async (user: UserRow, groupName: string | undefined): Promise<Set<string> | undefined> => {
+    if (groupName !== undefined) {
+      const group = await ctx.auth.requireGroup(groupName);
+      await ctx.auth.requireOwner(group, user);
+      return new Set([group.id]);
+    }
+    if (user.isAdmin) return undefined;
+    const owned = new Set<string>();
+    for (const g of await store.listGroupsOfUser(user.id))
+      if ((await store.getMembership(g.id, user.id))?.role === 'owner') owned.add(g.id);
+    return owned;
+  };
+
+  const transferView = async (t: TransferView): Promise<MulticastTransfer> => {
+    let entries: PendingEntry[] = [];
+    try {
+      entries = await deliveries.recipientsOf(t.deliveryId);
+    } catch {
+      // The delivery went away; the transfer is still shown.
+    }
+    const byUser = new Map(entries.map((e) => [e.username, e]));
+    return {
+      transferId: t.transferId,
+      deliveryId: t.deliveryId,
+      group: (await store.getGroupById(t.groupId))?.name ?? '(deleted)',
+      fileName: t.fileName,
+      size: t.size,
+      chunks: t.chunks,
+      rateBps: t.rateBps,
+      minRateBps: t.minRateBps,
+      currentRateBps: t.currentRateBps,
+      passes: t.passes,
+      maxPasses: t.maxPasses,
+      state: t.state,
+      startedAt: new Date(t.startedAt).toISOString(),
+      finishedAt: t.finishedAt === null ? null : new Date(t.finishedAt).toISOString(),
+      wireBytes: t.wireBytes,
+      receivers: t.receivers.map((r) => {
+        const e = byUser.get(r.username);
+        return {
+          ...r,
+          // While receiving, the agent's own progress reports are fresher than the last status answer.
+          bytes: e?.state === 'receiving' && e.transport === 'multicast' ? Math.max(r.bytes, e.bytes) : r.bytes,
+          delivery: e?.state ?? null,
+          rate: e?.state === 'receiving' ? e.rate : 0,
+          transport: e?.transport ?? null,
+          multicastBytes: e?.record?.multicastBytes ?? null,
+          fetchedBytes: e?.record?.fetchedBytes ?? null,
+        };
+      }),
+    };
+  };
+
+  defineRoute(app, ctx, 'listTransfers', async ({ user, query }) => {
+    const groups = await visibleGroups(user, query.group);
+    const list = deps.multicast?.list(groups) ?? [];
+    const transfers: MulticastTransfer[] = [];
+    for (const t of list) transfers.push(await transferView(t));
+    return { transfers };
+  });
 
   defineRoute(app, ctx, 'listPending', async ({ group }) => ({
     entries: await deliveries.listPending(group.id),
