@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { fetch as undiciFetch } from 'undici';
+import { createApiClient, type ApiClient, type FetchLike } from '../../src/client/api-client.ts';
+import { createPinnedDispatcher } from '../../src/transfer/swarm/pinned-dispatcher.ts';
 import { createCoordinator, type Coordinator } from '../../src/coordinator/coordinator.ts';
 import { createStore } from '../../src/store/create-store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -75,8 +78,11 @@ export interface WebBed {
   close(): Promise<void>;
 }
 
-/** Starts a coordinator with webRoot = web/dist and a headless Chromium with a fresh profile. */
-export async function startWebBed(opts: { registration?: boolean } = {}): Promise<WebBed> {
+/**
+ * Starts a coordinator with webRoot = web/dist and a headless Chromium with a fresh profile. `pieceSize` (bytes)
+ * overrides the coordinator's piece size for files shared in the test.
+ */
+export async function startWebBed(opts: { registration?: boolean; pieceSize?: number } = {}): Promise<WebBed> {
   const executablePath = chromiumPath();
   if (!executablePath) throw new Error('chromium is not installed');
   ensureWebBuilt();
@@ -85,7 +91,7 @@ export async function startWebBed(opts: { registration?: boolean } = {}): Promis
   const store = await createStore({ url: join(dataDir, 'shoal.db') });
   const coordinator = createCoordinator(
     { store, logger: silentLogger },
-    { dataDir, host: '127.0.0.1', port: 0, adminPassword, webRoot: webDist, registration: opts.registration ?? true },
+    { dataDir, host: '127.0.0.1', port: 0, adminPassword, webRoot: webDist, registration: opts.registration ?? true, pieceSize: opts.pieceSize },
   );
   let context: BrowserContext | undefined;
   try {
@@ -183,4 +189,18 @@ export async function sessionToken(page: Page): Promise<string> {
   });
   if (!token) throw new Error('the page is not signed in');
   return token;
+}
+
+/**
+ * A typed API client signed in as `username` against the bed's coordinator (certificate pinned), for setting up
+ * what a test does not need to click through. Its connections close with the returned `close`.
+ */
+export async function apiAs(bed: Pick<WebBed, 'url' | 'fingerprint'>, username: string, password: string): Promise<ApiClient & { close(): Promise<void> }> {
+  const dispatcher = createPinnedDispatcher({ fingerprint: bed.fingerprint, connections: 4 });
+  const fetchPinned = ((input: string, init?: RequestInit) =>
+    undiciFetch(input, { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as FetchLike;
+  const client = createApiClient({ baseUrl: bed.url, fetch: fetchPinned });
+  const { token } = await client.call('login', { body: { username, password } });
+  client.setToken(token);
+  return Object.assign(client, { close: () => dispatcher.close() });
 }

@@ -193,7 +193,7 @@ export function PendingTable({ group, entries, onChange }: { group: string; entr
                   <td key={m} data-member={m} data-state={e.state} className={`state state-${e.state}`}>
                     <span className="state-label">{e.state}</span>
                     {e.state === 'receiving' && (
-                      <ProgressBar label={`${f.name} to ${m}`} done={e.bytes} total={e.size} text={`${formatRate(e.rate)}${e.transport ? ` · ${e.transport}` : ''}`} />
+                      <ProgressBar label={`${f.name} to ${m}`} done={e.bytes} total={e.size} text={`${formatBytes(e.bytes)} of ${formatBytes(e.size)} · ${formatRate(e.rate)}${e.transport ? ` · ${e.transport}` : ''}`} />
                     )}
                     {e.state === 'delivered' && (
                       <span className="state-detail">
