@@ -186,8 +186,9 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     let burst = 0;
     const setRate = (bps: number) => {
       bytesPerMs = bps / 8 / 1000;
-      // ~4 ms of credit: timers fire late by about a millisecond, and unspent credit must not be lost.
-      burst = Math.max(4 * (mtu + ETHERNET_OVERHEAD_BYTES), bytesPerMs * 4);
+      // 10 ms of credit: timers fire late (by ~1 ms idle, by tens of ms on a busy host), and credit lost to a
+      // late timer is rate the transfer never gets back; 10 ms at the rate still fits the 1 MiB send buffer.
+      burst = Math.max(4 * (mtu + ETHERNET_OVERHEAD_BYTES), bytesPerMs * 10);
     };
     setRate(initialBps);
     const queueLimit = 512 * 1024;
