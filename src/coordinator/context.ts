@@ -36,12 +36,34 @@ export interface CoordinatorOptions {
   /** Failed logins per user / per address per minute before 429 (defaults 5 / 20). */
   loginFailuresPerUser?: number;
   loginFailuresPerAddress?: number;
+  /** Agent heartbeat interval, ms (default SHOAL_HEARTBEAT_MS, else Limits.heartbeatMs). */
+  heartbeatMs?: number;
+  /** Multicast deliveries (default on, with the sender's defaults). */
+  multicast?: CoordinatorMulticastOptions;
+}
+
+/** The multicast sender's knobs (`shoal server --multicast-*`). Rates in bits/s on the wire. */
+export interface CoordinatorMulticastOptions {
+  /** False: group deliveries go by the swarm only (default true, or SHOAL_MULTICAST=off). */
+  enabled?: boolean;
+  /** Rate ceiling (default SHOAL_MULTICAST_RATE_MBIT, else 200 Mbit/s); `push --rate` overrides it per transfer. */
+  rateBps?: number;
+  /** Floor of the adaptive rate (default ceiling / 8). */
+  minRateBps?: number;
+  /** Local interface address to send from (default SHOAL_MULTICAST_INTERFACE, else the kernel's route). */
+  interface?: string;
+  /** Multicast TTL (default 1: the local link). */
+  ttl?: number;
+  /** Most passes per transfer (default SHOAL_MULTICAST_MAX_PASSES, else 8). */
+  maxPasses?: number;
 }
 
 /** The options with defaults filled in. */
 export interface ResolvedOptions extends Readonly<
-  Required<Omit<CoordinatorOptions, 'tls' | 'adminPassword' | 'webRoot'>>
+  Required<Omit<CoordinatorOptions, 'tls' | 'adminPassword' | 'webRoot' | 'heartbeatMs' | 'multicast'>>
 > {
+  readonly heartbeatMs?: number;
+  readonly multicast?: Readonly<CoordinatorMulticastOptions>;
   readonly tls?: { cert: string; key: string };
   readonly adminPassword?: string;
   readonly webRoot?: string;

@@ -81,6 +81,8 @@ function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
     webRoot: o.webRoot,
     loginFailuresPerUser: o.loginFailuresPerUser ?? 5,
     loginFailuresPerAddress: o.loginFailuresPerAddress ?? 20,
+    heartbeatMs: o.heartbeatMs,
+    multicast: o.multicast ? Object.freeze({ ...o.multicast }) : undefined,
   });
 }
 

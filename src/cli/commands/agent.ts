@@ -20,6 +20,7 @@ interface AgentOpts {
   streams?: string;
   stateDir?: string;
   multicastInterface?: string;
+  interface?: string;
 }
 
 /** Registers `shoal agent`. */
@@ -34,6 +35,7 @@ export function registerAgentCommand(program: Command, ctx: CommandContext): voi
     .option('--streams <n>', 'parallel connections per holder', '4')
     .option('--state-dir <dir>', 'agent state (default $SHOAL_HOME/agent)')
     .option('--multicast-interface <addr>', 'local address to join multicast groups on (multi-homed hosts)')
+    .option('--interface <addr>', 'same as --multicast-interface')
     .action(async (opts: AgentOpts) => {
       const env = ctx.io.env;
       const home = configHome(env);
@@ -68,7 +70,7 @@ export function registerAgentCommand(program: Command, ctx: CommandContext): voi
           name: opts.name ?? hostname(),
           listen: opts.listen,
           streams,
-          multicastInterface: opts.multicastInterface,
+          multicastInterface: opts.multicastInterface ?? opts.interface,
         },
       );
       await agent.start();

@@ -1,27 +1,48 @@
 /**
- * Delivery and presence commands: `receivers`, `check USER|AGENT`, `pending add|list|send|remove`, and
- * `send PATH --to USER` (a 1:1 delivery).
+ * Delivery and presence commands: `receivers`, `check USER|AGENT`, `pending add|list|send|remove`,
+ * `push GROUP FILE_OR_PATH` (deliver now, by multicast when several members are online), `transfers`
+ * (multicast transfers per receiver), and `send PATH --to USER` (a 1:1 delivery).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Command } from 'commander';
-import type { PendingEntry, Receiver } from '../../protocol/api.ts';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { DeliveryInfo, MulticastTransfer, PendingEntry, Receiver } from '../../protocol/api.ts';
 import { ErrorCode, ShoalError, isShoalError } from '../../protocol/errors.ts';
 import type { CommandContext } from '../command-context.ts';
 import { resolveFile } from '../download.ts';
 import { createProgress, formatBytes, formatDate, type Output } from '../output.ts';
+import { parseIntOption } from './parse.ts';
 
 type JsonOpt = { json?: boolean };
+
+/** A positive number of Mbit/s. */
+function parseMbit(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0)) throw new InvalidArgumentError('expected Mbit/s > 0');
+  return n;
+}
+
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+const mbit = (bps: number | null) =>
+  bps === null ? '-' : `${(bps / 1e6).toFixed(bps < 1e7 ? 1 : 0)} Mbit/s`;
+
+/** How a delivered entry came: `multicast 6.0 MiB, fetched 0 B`. */
+function describeRecord(r: NonNullable<PendingEntry['record']>): string {
+  return `${r.how}: multicast ${formatBytes(r.multicastBytes)}, fetched ${formatBytes(r.fetchedBytes)}${r.passes ? `, ${r.passes} pass(es)` : ''}`;
+}
 
 function describeEntry(e: PendingEntry): string {
   switch (e.state) {
     case 'pending':
       return e.error ? `waiting (last: ${e.error})` : 'waiting for the agent';
-    case 'receiving':
-      return `${formatBytes(e.bytes)} / ${formatBytes(e.size)} at ${formatBytes(e.rate)}/s via ${e.transport ?? '?'}`;
+    case 'receiving': {
+      const mc =
+        e.loss !== null && e.loss !== undefined ? `, loss ${percent(e.loss)}, ${e.passes ?? 0} pass(es)` : '';
+      return `${formatBytes(e.bytes)} / ${formatBytes(e.size)} at ${formatBytes(e.rate)}/s via ${e.transport ?? '?'}${mc}`;
+    }
     case 'delivered':
-      return `${formatDate(e.deliveredAt)} via ${e.transport ?? '?'}`;
+      return `${formatDate(e.deliveredAt)} via ${e.record ? describeRecord(e.record) : (e.transport ?? '?')}`;
     case 'failed':
       return e.error ?? 'failed';
   }
@@ -56,7 +77,36 @@ async function sharePath(ctx: CommandContext, out: Output, group: string, abs: s
   }
 }
 
-/** Registers receivers, check, pending and send. */
+/** One line per receiver of a transfer. */
+function transferRows(t: MulticastTransfer): (string | number)[][] {
+  return t.receivers.map((r) => [
+    t.fileName,
+    t.group,
+    `${r.username}/${r.name}`,
+    r.state,
+    `${formatBytes(r.bytes)} / ${formatBytes(t.size)}`,
+    percent(r.loss),
+    r.passes,
+    r.delivery ?? '-',
+    t.state === 'done' || t.state === 'failed'
+      ? `${t.passes} pass(es), ${mbit(t.currentRateBps)} (ceiling ${mbit(t.rateBps)})`
+      : `pass ${t.passes}/${t.maxPasses}, ceiling ${mbit(t.rateBps)}`,
+  ]);
+}
+
+const transferHead = [
+  'FILE',
+  'GROUP',
+  'RECEIVER',
+  'STATE',
+  'BYTES',
+  'LOSS',
+  'PASSES',
+  'DELIVERY',
+  'TRANSFER',
+];
+
+/** Registers receivers, check, pending, push, transfers and send. */
 export function registerDeliveryCommands(program: Command, ctx: CommandContext): void {
   const cwd = () => ctx.io.cwd ?? process.cwd();
 
@@ -225,6 +275,149 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
       out.result({ cancelled: deliveryId }, () =>
         out.line(`Removed delivery ${deliveryId} from ${group}'s pending list.`),
       );
+    });
+
+  program
+    .command('push')
+    .description(
+      'deliver a file now to every online member (by multicast when several are online); offline ones get it later',
+    )
+    .argument('<group>')
+    .argument('<file-or-path>', 'a catalogue file (id or name) or a local file, shared on the way')
+    .option('--rate <mbit>', 'multicast rate ceiling for this transfer, Mbit/s on the wire', parseMbit)
+    .option('--min-rate <mbit>', 'floor of the adaptive rate, Mbit/s (default ceiling / 8)', parseMbit)
+    .option('--no-wait', 'return once the delivery started')
+    .option('--timeout <seconds>', 'stop waiting after this long (default 3600)', parseIntOption)
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        group: string,
+        ref: string,
+        opts: JsonOpt & { rate?: number; minRate?: number; wait: boolean; timeout?: number },
+      ) => {
+        const out = ctx.output(opts);
+        if (opts.rate !== undefined && opts.minRate !== undefined && opts.minRate > opts.rate)
+          throw new ShoalError(ErrorCode.BAD_REQUEST, '--min-rate is above --rate');
+        const s = await ctx.session();
+        const abs = path.resolve(cwd(), ref);
+        const st = await stat(abs).catch(() => undefined);
+        const file = st?.isFile()
+          ? await sharePath(ctx, out, group, abs, st.size)
+          : await resolveFile(s.api, group, ref, ctx.io.signal);
+        const res = await s.api.call(
+          'pushFile',
+          { params: { group }, body: { fileId: file.id, rateMbit: opts.rate, minRateMbit: opts.minRate } },
+          { signal: ctx.io.signal },
+        );
+        const reached = new Set(res.results.filter((r) => r.outcome === 'offered').map((r) => r.username));
+        const offline = res.results.filter((r) => r.outcome === 'offline').map((r) => r.username);
+        out.note(
+          `Pushing ${file.name} (${formatBytes(file.size)}) to ${reached.size} member(s) online` +
+            (res.transferId ? ` by multicast (transfer ${res.transferId})` : '') +
+            (offline.length ? `; offline, later: ${offline.join(', ')}` : '') +
+            '.',
+        );
+        let delivery: DeliveryInfo = res.delivery;
+        let transfer: MulticastTransfer | undefined;
+        const finished = (e: PendingEntry) => e.state === 'delivered' || e.state === 'failed';
+        if (opts.wait && reached.size > 0) {
+          const deadline = Date.now() + (opts.timeout ?? 3600) * 1000;
+          const lastLine = new Map<string, string>();
+          while (!ctx.io.signal?.aborted && Date.now() < deadline) {
+            delivery = (
+              await s.api.call(
+                'getDelivery',
+                { params: { deliveryId: delivery.id } },
+                { signal: ctx.io.signal },
+              )
+            ).delivery;
+            if (res.transferId) {
+              const { transfers } = await s.api.call(
+                'listTransfers',
+                { query: { group } },
+                { signal: ctx.io.signal },
+              );
+              transfer = transfers.find((t) => t.transferId === res.transferId) ?? transfer;
+            }
+            for (const e of delivery.recipients) {
+              if (!reached.has(e.username)) continue;
+              const mc = transfer?.receivers.find((r) => r.username === e.username);
+              const line =
+                `  ${e.username}: ${e.state} ${describeEntry(e)}` +
+                (mc && e.state !== 'delivered'
+                  ? ` [multicast ${mc.state}, loss ${percent(mc.loss)}, ${mc.passes} pass(es)]`
+                  : '');
+              if (lastLine.get(e.username) !== line) out.note(line);
+              lastLine.set(e.username, line);
+            }
+            const mine = delivery.recipients.filter((e) => reached.has(e.username));
+            if (mine.every(finished)) break;
+            await new Promise((r) => setTimeout(r, 1000));
+          }
+        }
+        const summary = delivery.recipients.map((e) => ({
+          username: e.username,
+          state: e.state,
+          how: e.record?.how ?? e.transport,
+          multicastBytes: e.record?.multicastBytes ?? null,
+          fetchedBytes: e.record?.fetchedBytes ?? null,
+          error: e.error,
+        }));
+        out.result(
+          { delivery, transferId: res.transferId, results: res.results, transfer: transfer ?? null, summary },
+          () => {
+            out.table(
+              ['MEMBER', 'STATUS', 'HOW', 'MULTICAST', 'FETCHED', 'NOTE'],
+              summary.map((x) => [
+                x.username,
+                x.state,
+                x.how ?? '-',
+                x.multicastBytes === null ? '-' : formatBytes(x.multicastBytes),
+                x.fetchedBytes === null ? '-' : formatBytes(x.fetchedBytes),
+                x.error ?? (x.state === 'pending' ? 'when their agent connects' : ''),
+              ]),
+            );
+            if (transfer)
+              out.line(
+                `Multicast: ${transfer.passes} pass(es), ceiling ${mbit(transfer.rateBps)}, floor ${mbit(transfer.minRateBps)}` +
+                  (transfer.wireBytes !== null ? `, ${formatBytes(transfer.wireBytes)} on the wire` : ''),
+              );
+          },
+        );
+        const failed = delivery.recipients.filter((e) => reached.has(e.username) && e.state === 'failed');
+        if (opts.wait && failed.length)
+          throw new ShoalError(
+            ErrorCode.PEER_FAILED,
+            `not delivered to ${failed.map((e) => `${e.username} (${e.error ?? 'failed'})`).join(', ')}`,
+          );
+      },
+    );
+
+  program
+    .command('transfers')
+    .description('multicast transfers running or recently finished: per receiver bytes, loss, passes, state')
+    .option('-g, --group <group>', "only that group's transfers")
+    .option('--watch', 'redraw every second until interrupted')
+    .option('--json', 'print JSON')
+    .action(async (opts: JsonOpt & { group?: string; watch?: boolean }) => {
+      const out = ctx.output(opts);
+      const s = await ctx.session();
+      for (let i = 0; ; i++) {
+        const res = await s.api.call(
+          'listTransfers',
+          { query: { group: opts.group } },
+          { signal: ctx.io.signal },
+        );
+        if (opts.watch && !out.json && i > 0 && ctx.io.stdout.isTTY) ctx.io.stdout.write('\x1b[2J\x1b[H');
+        if (opts.watch && out.json) ctx.io.stdout.write(JSON.stringify(res) + '\n');
+        else out.result(res, () => out.table(transferHead, res.transfers.flatMap(transferRows)));
+        if (!opts.watch || ctx.io.signal?.aborted) break;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          ctx.io.signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+        });
+        if (ctx.io.signal?.aborted) break;
+      }
     });
 
   program

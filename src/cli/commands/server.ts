@@ -7,7 +7,7 @@ import { accessSync, constants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { createLogger, type LogLevel } from '../../logger.ts';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import type { CommandContext } from '../command-context.ts';
@@ -23,7 +23,28 @@ interface ServerOpts {
   registration: boolean;
   open?: boolean;
   json?: boolean;
+  multicast: boolean;
+  multicastRate?: number;
+  multicastMinRate?: number;
+  multicastInterface?: string;
+  multicastTtl?: number;
+  multicastMaxPasses?: number;
+  heartbeatMs?: number;
 }
+
+/** A positive number of Mbit/s. */
+function parseMbit(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0)) throw new InvalidArgumentError('expected Mbit/s > 0');
+  return n;
+}
+
+/** A whole number in [min, max]. */
+const parseBounded = (min: number, max: number) => (value: string) => {
+  const n = parseIntOption(value);
+  if (n < min || n > max) throw new InvalidArgumentError(`expected ${min}..${max}`);
+  return n;
+};
 
 /** Where the built web UI lives in a checkout (web/dist). */
 const defaultWebRoot = fileURLToPath(new URL('../../../web/dist', import.meta.url));
@@ -68,10 +89,39 @@ export function registerServerCommand(program: Command, ctx: CommandContext): vo
     .option('--key <file>', 'PEM private key of --cert')
     .option('--no-registration', 'refuse self-registration (admins create accounts)')
     .option('--open', 'open the web UI in a browser (xdg-open)')
+    .option('--multicast-rate <mbit>', 'multicast rate ceiling, Mbit/s on the wire (default 200)', parseMbit)
+    .option(
+      '--multicast-min-rate <mbit>',
+      'floor of the adaptive multicast rate, Mbit/s (default ceiling / 8)',
+      parseMbit,
+    )
+    .option('--multicast-interface <addr>', 'local address to send multicast from (multi-homed hosts)')
+    .option(
+      '--multicast-ttl <n>',
+      'multicast TTL: 1 keeps it on the local link (default 1)',
+      parseBounded(1, 255),
+    )
+    .option(
+      '--multicast-max-passes <n>',
+      'most multicast passes before the swarm repairs the rest (default 8)',
+      parseBounded(1, 100),
+    )
+    .option('--no-multicast', 'deliver by the swarm only')
+    .option(
+      '--heartbeat-ms <ms>',
+      'agent heartbeat interval, ms (an agent silent for 3 intervals is gone)',
+      parseBounded(100, 600_000),
+    )
     .option('--json', 'print JSON')
     .action(async (opts: ServerOpts) => {
       const out = ctx.output(opts);
       const { io } = ctx;
+      if (
+        opts.multicastRate !== undefined &&
+        opts.multicastMinRate !== undefined &&
+        opts.multicastMinRate > opts.multicastRate
+      )
+        throw new ShoalError(ErrorCode.BAD_REQUEST, '--multicast-min-rate is above --multicast-rate');
       if (Boolean(opts.cert) !== Boolean(opts.key)) {
         throw new ShoalError(ErrorCode.BAD_REQUEST, '--cert and --key go together');
       }
@@ -108,6 +158,16 @@ export function registerServerCommand(program: Command, ctx: CommandContext): vo
           registration: opts.registration,
           adminPassword: io.env.SHOAL_ADMIN_PASSWORD,
           webRoot: io.env.SHOAL_WEB_ROOT ?? defaultWebRoot,
+          heartbeatMs: opts.heartbeatMs,
+          multicast: {
+            // Without the flag the environment (SHOAL_MULTICAST=off) still decides.
+            enabled: opts.multicast ? undefined : false,
+            rateBps: opts.multicastRate !== undefined ? opts.multicastRate * 1_000_000 : undefined,
+            minRateBps: opts.multicastMinRate !== undefined ? opts.multicastMinRate * 1_000_000 : undefined,
+            interface: opts.multicastInterface,
+            ttl: opts.multicastTtl,
+            maxPasses: opts.multicastMaxPasses,
+          },
         },
       );
       ctx.defer(() => coordinator.stop());

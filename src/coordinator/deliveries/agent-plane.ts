@@ -32,6 +32,12 @@ export interface AgentPlaneOptions {
   multicastRateBps?: number;
   /** Interface address to send multicast from (default SHOAL_MULTICAST_INTERFACE, else the kernel's route). */
   multicastInterface?: string;
+  /** Floor of the adaptive multicast rate, bits/s (default ceiling / 8). */
+  multicastMinRateBps?: number;
+  /** Multicast TTL (default 1). */
+  multicastTtl?: number;
+  /** Most multicast passes (default SHOAL_MULTICAST_MAX_PASSES, else 8). */
+  multicastMaxPasses?: number;
 }
 
 /** The running parts, for the multicast service and tests. */
@@ -83,7 +89,10 @@ export async function registerAgentPlane(
   options: AgentPlaneOptions = {},
 ): Promise<AgentPlane> {
   const logger = ctx.logger;
-  const heartbeatMs = options.heartbeatMs ?? envMs('SHOAL_HEARTBEAT_MS') ?? Limits.heartbeatMs;
+  // Explicit options win, then the coordinator's options, then the environment (kept for tests and scripts).
+  const mo = ctx.options.multicast ?? {};
+  const heartbeatMs =
+    options.heartbeatMs ?? ctx.options.heartbeatMs ?? envMs('SHOAL_HEARTBEAT_MS') ?? Limits.heartbeatMs;
   const publicKey = publicKeyToRaw(ctx.ticketKeys.publicKey);
   // presence → deliveries → hub: late binding through this holder keeps each factory simple.
   const late: { hub?: Hub; deliveries?: DeliveryService } = {};
@@ -106,15 +115,20 @@ export async function registerAgentPlane(
     },
     { heartbeatMs },
   );
-  const multicastOn = options.multicast ?? process.env.SHOAL_MULTICAST !== 'off';
+  const multicastOn = options.multicast ?? mo.enabled ?? process.env.SHOAL_MULTICAST !== 'off';
   const rateMbit = envMs('SHOAL_MULTICAST_RATE_MBIT');
   const multicast = multicastOn
     ? createMulticastService(
         { logger },
         {
-          rateBps: options.multicastRateBps ?? (rateMbit ? rateMbit * 1_000_000 : undefined),
-          interface: options.multicastInterface ?? (process.env.SHOAL_MULTICAST_INTERFACE || undefined),
-          maxPasses: envMs('SHOAL_MULTICAST_MAX_PASSES'),
+          rateBps: options.multicastRateBps ?? mo.rateBps ?? (rateMbit ? rateMbit * 1_000_000 : undefined),
+          minRateBps: options.multicastMinRateBps ?? mo.minRateBps,
+          interface:
+            options.multicastInterface ??
+            mo.interface ??
+            (process.env.SHOAL_MULTICAST_INTERFACE || undefined),
+          ttl: options.multicastTtl ?? mo.ttl,
+          maxPasses: options.multicastMaxPasses ?? mo.maxPasses ?? envMs('SHOAL_MULTICAST_MAX_PASSES'),
         },
       )
     : undefined;

@@ -753,7 +753,13 @@ export function createDeliveryService(
       );
       const d =
         existing ??
-        (await store.createDelivery({ fileId, groupId, targetUserId: null, createdBy, createdAt: Date.now() }));
+        (await store.createDelivery({
+          fileId,
+          groupId,
+          targetUserId: null,
+          createdBy,
+          createdAt: Date.now(),
+        }));
       const results: SendResult[] = [];
       const toSend: string[] = [];
       for (const m of await store.listMembers(groupId)) {
@@ -784,7 +790,11 @@ export function createDeliveryService(
           agents: n,
         });
       }
-      log.info('pushed', { deliveryId: d.id, transferId, online: [...reached.values()].filter((n) => n > 0).length });
+      log.info('pushed', {
+        deliveryId: d.id,
+        transferId,
+        online: [...reached.values()].filter((n) => n > 0).length,
+      });
       return { delivery: d, results, transferId };
     },
 

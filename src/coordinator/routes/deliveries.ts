@@ -65,7 +65,10 @@ export function registerDeliveryRoutes(
   });
 
   /** Group ids whose transfers `user` may see: one group (its owners, admins), all (admins) or the groups they own. */
-  const visibleGroups = async (user: UserRow, groupName: string | undefined): Promise<Set<string> | undefined> => {
+  const visibleGroups = async (
+    user: UserRow,
+    groupName: string | undefined,
+  ): Promise<Set<string> | undefined> => {
     if (groupName !== undefined) {
       const group = await ctx.auth.requireGroup(groupName);
       await ctx.auth.requireOwner(group, user);
@@ -107,7 +110,8 @@ export function registerDeliveryRoutes(
         return {
           ...r,
           // While receiving, the agent's own progress reports are fresher than the last status answer.
-          bytes: e?.state === 'receiving' && e.transport === 'multicast' ? Math.max(r.bytes, e.bytes) : r.bytes,
+          bytes:
+            e?.state === 'receiving' && e.transport === 'multicast' ? Math.max(r.bytes, e.bytes) : r.bytes,
           delivery: e?.state ?? null,
           rate: e?.state === 'receiving' ? e.rate : 0,
           transport: e?.transport ?? null,
