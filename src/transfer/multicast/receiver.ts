@@ -107,7 +107,11 @@ export interface MulticastReceiver {
   /** What this receiver lacks; only missing chunks (and missing fragments of partly held ones) are listed. */
   status(): ReceiverStatus;
   readonly stats: MulticastReceiverStats;
-  /** Resolves once the sender's end of pass `pass` (or a later one) was seen, or after `timeoutMs`. */
+  /**
+   * Resolves true once the sender's end of pass `pass` (or a later one) was seen and the disk work it left
+   * has settled, false when the marker did not come within `timeoutMs`. Call it before status() on a
+   * status request: chunks still on their way to disk are reported missing.
+   */
   waitPassEnd(pass: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
   /** Resolves when every piece of the file is verified (rejects with ABORTED on signal or stop). */
   whenComplete(signal?: AbortSignal): Promise<void>;
@@ -488,7 +492,10 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
         runStart = -1;
       };
       for (let c = 0; c < chunkCount; c++) {
-        if (state[c] !== MISSING) { flush(c); continue; }
+        // A chunk still on its way to disk counts as missing: if it then failed (a forged fragment, a write
+        // error) and had been reported held, the sender could finish believing this receiver complete.
+        if (state[c] === DONE) { flush(c); continue; }
+        if (state[c] === COMPLETING) { if (runStart < 0) runStart = c; continue; }
         const e = mem.get(c) ?? spilled.get(c);
         const lacking = e ? e.count - e.gotCount : 0;
         if (e && e.gotCount > 0 && lacking <= e.count / 2 && listed + lacking <= maxPartialFragments) {
@@ -504,9 +511,9 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       flush(chunkCount);
       return { receiverId, missing, partial: partialList, received: chunkCount - countMissing(), lossRate };
     },
-    waitPassEnd(pass, timeoutMs, signal) {
-      if (lastPassEnd >= pass) return Promise.resolve(true);
-      return new Promise<boolean>((resolve) => {
+    async waitPassEnd(pass, timeoutMs, signal) {
+      const deadline = Date.now() + timeoutMs;
+      const seen = lastPassEnd >= pass || (await new Promise<boolean>((resolve) => {
         const done = (v: boolean) => {
           clearTimeout(timer);
           passWaiters.delete(w);
@@ -518,7 +525,15 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
         const timer = setTimeout(() => done(false), timeoutMs);
         passWaiters.add(w);
         signal?.addEventListener('abort', onAbort, { once: true });
-      });
+      }));
+      // Then let chunks that are complete but still on their way to disk land, so they are not asked for again.
+      const left = deadline - Date.now();
+      if (seen && left > 0 && !signal?.aborted) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([ioIdle(), new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+        clearTimeout(timer);
+      }
+      return seen;
     },
     whenComplete(signal) {
       if (partial.complete) return Promise.resolve();
