@@ -2,7 +2,8 @@
  * The issue-5 seed scenario through the browser, with a real agent: the admin creates a group, a user registers
  * and asks to join, the admin approves; the user's agent comes online (the dashboard shows it without a reload);
  * the admin uploads a file to the pending list; the pending table turns "delivered" for that member live, and the
- * file on the agent's disk has the right SHA-256.
+ * file on the agent's disk has the right SHA-256. A 1:1 send then shows among recent deliveries for its sender and its
+ * recipient.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -125,5 +126,15 @@ describe('seed scenario through the browser with a real agent', { skip }, () => 
     await waitUntil(async () => (await status.count()) > 0 && (await status.getAttribute('data-state')) === 'delivered', 60_000, 'the 1:1 send to be delivered');
     const onDisk = await readFile(join(agentRoot, 'downloads', '_direct', 'admin', 'note.bin'));
     assert.equal(createHash('sha256').update(onDisk).digest('hex'), createHash('sha256').update(direct).digest('hex'));
+
+    // Both ends list it among recent deliveries: the sender (it started here) and the recipient, whose open tab
+    // heard of it over the live socket.
+    for (const page of [admin, alice]) {
+      await page.goto(`${bed.url}/#/`);
+      const row = page.getByRole('table', { name: 'Recent deliveries and failures' }).getByRole('row', { name: /note\.bin/ });
+      await row.waitFor({ timeout: 30_000 });
+      assert.match((await row.textContent()) ?? '', /1:1.*alice.*delivered/);
+    }
+    await screenshot(alice, 'dashboard-direct');
   });
 });

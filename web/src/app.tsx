@@ -4,6 +4,7 @@
  */
 import { useEffect, type ReactNode } from 'react';
 import { SessionProvider, useSession } from './session.tsx';
+import { DirectDeliveryTracker } from './direct-deliveries.tsx';
 import { LiveBadge, LiveProvider } from './live.tsx';
 import { href, navigate, useRoute } from './router.ts';
 import { SignInPage } from './pages/sign-in-page.tsx';
@@ -54,6 +55,7 @@ function Shell() {
   }
   return (
     <LiveProvider token={token}>
+      <DirectDeliveryTracker />
       <div className="app">
         <a className="skip" href="#main" onClick={(e) => skipToMain(e)}>
           Skip to content

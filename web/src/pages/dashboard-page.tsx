@@ -9,11 +9,13 @@ import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorCode, errorMessage } from '../api.ts';
 import { ErrorNotice } from '../components/field.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
+import { knownDirectDeliveries } from '../direct-deliveries.tsx';
 import { listPending, listReceivers, type PendingEntry } from '../delivery-routes.ts';
 import { formatBytes, formatDate, formatRate } from '../format.ts';
 import { useLiveEvents, useLiveRefresh, useLiveStatus } from '../live.tsx';
 import { useSession } from '../session.tsx';
 import { useLoad } from '../use-load.ts';
+import { MulticastTransfers } from './multicast-transfers.tsx';
 
 type RecipientEvent = Extract<ShoalEvent, { kind: 'recipient' }>;
 
@@ -33,21 +35,28 @@ export function DashboardPage() {
   const { api, user } = useSession();
   const live = useLiveStatus();
   const receivers = useLoad((signal) => listReceivers(api, signal), [api]);
-  // Recent outcomes: what the pending lists of the groups I manage say, newest first.
+  // Recent outcomes: what the pending lists of the groups I manage say, and the 1:1 deliveries this session
+  // knows of (no route lists a user's direct deliveries; see direct-deliveries.tsx), newest first.
   const outcomes = useLoad(
-    async (signal): Promise<Array<PendingEntry & { group: string }>> => {
+    async (signal): Promise<Array<PendingEntry & { group: string | null }>> => {
       const { groups } = user?.isAdmin ? await api.call('listGroups', { signal }) : await api.call('myGroups', { signal });
       const managed = groups.filter((g) => user?.isAdmin || g.myRole === 'owner');
-      const lists = await Promise.all(
-        managed.slice(0, 20).map((g) =>
+      const lists = await Promise.all([
+        ...managed.slice(0, 20).map((g) =>
           listPending(api, g.name, signal)
-            .then((l) => l.map((e) => ({ ...e, group: g.name })))
+            .then((l) => l.map((e) => ({ ...e, group: g.name as string | null })))
             .catch(() => []),
         ),
-      );
+        ...(user ? knownDirectDeliveries(user.username) : []).slice(0, 20).map((deliveryId) =>
+          api
+            .call('getDelivery', { params: { deliveryId }, signal })
+            .then(({ delivery }) => (delivery.group === null ? delivery.recipients.map((e) => ({ ...e, group: null })) : []))
+            .catch(() => []),
+        ),
+      ]);
       return lists.flat();
     },
-    [api, user?.isAdmin],
+    [api, user?.isAdmin, user?.username],
   );
   const reloadAll = () => {
     receivers.reload();
@@ -60,6 +69,7 @@ export function DashboardPage() {
     reloadAll,
     (e) =>
       e.kind === 'presence' ||
+      (e.kind === 'delivery' && e.group === null) ||
       (e.kind === 'recipient' && (e.state !== 'receiving' || !shown.current.has(`${e.deliveryId}\u0000${e.username}`))),
     5000,
   );
@@ -167,7 +177,7 @@ export function DashboardPage() {
           )}
         </section>
 
-        <section aria-labelledby="transfers-title" className="card">
+        <section aria-labelledby="transfers-title" className="card wide">
           <h2 id="transfers-title">Transfers in progress</h2>
           {transfers.length === 0 && <p className="empty">Nothing is being transferred right now.</p>}
           {transfers.length > 0 && (
@@ -188,6 +198,8 @@ export function DashboardPage() {
             </ul>
           )}
         </section>
+
+        <MulticastTransfers />
 
         <section aria-labelledby="recent-title" className="card wide">
           <h2 id="recent-title">Recent deliveries and failures</h2>

@@ -9,13 +9,14 @@ import { ErrorNotice, TextField } from '../components/field.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
 import { formatBytes } from '../format.ts';
 import { useLiveRefresh } from '../live.tsx';
+import { rememberDirectDelivery } from '../direct-deliveries.tsx';
 import { useSession } from '../session.tsx';
 import { useLoad } from '../use-load.ts';
 import { statusText } from './group-pending-tab.tsx';
 
 /** The send page. */
 export function SendPage() {
-  const { api } = useSession();
+  const { api, user } = useSession();
   const [to, setTo] = useState('');
   const [file, setFile] = useState<File | null>(null);
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -39,6 +40,7 @@ export function SendPage() {
         file,
         onProgress: (d, t) => setProgress({ done: d, total: t }),
       });
+      if (user) rememberDirectDelivery(user.username, res.delivery.id);
       setSent({ deliveryId: res.delivery.id, name: res.file.name, to: to.trim() });
     } catch (err) {
       const code = errorCode(err);
