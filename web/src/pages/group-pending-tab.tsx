@@ -195,10 +195,16 @@ export function PendingTable({ group, entries, onChange }: { group: string; entr
                     {e.state === 'receiving' && (
                       <ProgressBar label={`${f.name} to ${m}`} done={e.bytes} total={e.size} text={`${formatBytes(e.bytes)} of ${formatBytes(e.size)} · ${formatRate(e.rate)}${e.transport ? ` · ${e.transport}` : ''}`} />
                     )}
+                    {e.state === 'receiving' && e.loss != null && (
+                      <span className="state-detail">
+                        loss {(e.loss * 100).toFixed(1)} %{e.passes != null ? ` · ${e.passes} ${e.passes === 1 ? 'pass' : 'passes'}` : ''}
+                      </span>
+                    )}
                     {e.state === 'delivered' && (
                       <span className="state-detail">
                         {formatDate(e.deliveredAt)}
                         {e.transport ? ` · ${e.transport}` : ''}
+                        {e.record && e.record.how !== 'swarm' ? ` · ${formatBytes(e.record.multicastBytes)} multicast, ${formatBytes(e.record.fetchedBytes)} fetched` : ''}
                       </span>
                     )}
                     {e.state === 'failed' && <span className="state-detail">{e.error ?? 'unknown reason'}</span>}
