@@ -403,14 +403,14 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     } catch (err) {
       joining.delete(mc.transferId);
       log.warn('cannot join the multicast group; using the swarm', { group: mc.address, port: mc.port, err });
-      onMulticastStatusRequest(mc.transferId); // "nothing to send for me": the sender need not wait
+      void onMulticastStatusRequest(mc.transferId); // "nothing to send for me": the sender need not wait
       return false;
     }
     receivers.set(mc.transferId, receiver);
     joining.delete(mc.transferId);
     const before = partial.bytesVerified;
     // Unasked, a status tells the sender this receiver has joined and it may start.
-    onMulticastStatusRequest(mc.transferId);
+    void onMulticastStatusRequest(mc.transferId);
     const inner = new AbortController();
     const onAbort = () => inner.abort();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -462,7 +462,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
     }
   }
 
-  function onMulticastStatusRequest(transferId: string): void {
+  async function onMulticastStatusRequest(transferId: string, pass?: number): Promise<void> {
     const receiver = receivers.get(transferId);
     const mc = multicastStarts.get(transferId);
     if (!receiver && mc && joining.has(transferId)) {
@@ -482,6 +482,8 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       send({ type: 'multicast-status', transferId, missing: [], received: 0, lossRate: 0 });
       return;
     }
+    // Chunks still on their way to disk would be reported missing and sent again: let the pass settle first.
+    if (pass !== undefined) await receiver.waitPassEnd(pass, 1000).catch(() => false);
     const st = receiver.status();
     send({
       type: 'multicast-status',
@@ -600,7 +602,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
         for (const id of multicastStarts.keys()) if (multicastStarts.size > 16) multicastStarts.delete(id);
         return;
       case 'multicast-status-request':
-        onMulticastStatusRequest(msg.transferId);
+        void onMulticastStatusRequest(msg.transferId, msg.pass);
         return;
       case 'event':
         return;

@@ -7,6 +7,8 @@
  * partial file (GCM is a stream mode, ciphertext byte i belongs to plaintext byte i), only the fragment map
  * and the 16-byte tag stay in memory, and the chunk is read back and opened once its last fragment arrives.
  * A restarted receiver resumes from the PartialFile's verified pieces and reports only what it lacks.
+ * The plaintext of the few most recent pieces is also kept in memory (`pieceBufferBytes`), so a piece that
+ * completes there is verified from those bytes instead of being read back from disk.
  */
 import dgram from 'node:dgram';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -47,6 +49,9 @@ export interface MulticastReceiverOptions {
   recvBufferBytes?: number;
   /** Memory for incomplete chunks, bytes (default 16 MiB); older incomplete chunks spill to disk. */
   reassemblyBytes?: number;
+  /** Memory for plaintext copies of pieces being received, bytes (default 32 MiB, at least one piece when
+   * not 0); a piece completed there is verified without reading it back. 0 turns it off. */
+  pieceBufferBytes?: number;
   /**
    * Most fragment indexes listed per status (default 40,000, about 300 KB of JSON, well inside a WebSocket
    * message); chunks past the budget, and chunks missing more than half their fragments, are reported whole.
@@ -155,6 +160,8 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const maxPartialFragments = options.maxPartialFragments ?? 40_000;
   const maxRanges = options.maxRanges ?? 60_000;
   const dropRate = options.simulateLossRate ?? 0;
+  const pieceBufferBytes = options.pieceBufferBytes ?? 32 * 1024 * 1024;
+  const maxPieceBuffers = pieceBufferBytes <= 0 ? 0 : Math.max(1, Math.floor(pieceBufferBytes / Math.max(1, m.pieceSize)));
 
   // Reassembly buffers are reused: a fresh 64 KiB buffer per chunk kept the garbage collector busy at
   // 30,000 datagrams/s.
@@ -168,6 +175,37 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const state = new Uint8Array(chunkCount);
   const pieceLeft = new Int32Array(m.pieces.length);
   const mem = new Map<number, Entry>();
+  // Plaintext copies of pieces in progress, oldest first; `copied` counts the chunks placed in `buf`. A piece
+  // whose copy was evicted (its chunks are still on disk) is marked in `pieceOnDiskOnly` and verified from disk.
+  const pieceBufs = new Map<number, { buf: Buffer; copied: number }>();
+  const piecePool: Buffer[] = [];
+  const pieceOnDiskOnly = new Uint8Array(m.pieces.length);
+  const chunksIn = (p: number) => Math.min(chunkCount, (p + 1) * chunksPerPiece) - p * chunksPerPiece;
+  const dropPieceBuffer = (p: number) => {
+    const pb = pieceBufs.get(p);
+    if (!pb) return;
+    pieceBufs.delete(p);
+    if (piecePool.length < maxPieceBuffers) piecePool.push(pb.buf);
+  };
+  /** Copies chunk `c`'s plaintext into its piece's buffer (taking the oldest piece's buffer when all are used). */
+  const keepPlain = (c: number, plain: Buffer) => {
+    if (maxPieceBuffers === 0) return;
+    const p = pieceOf(c);
+    if (pieceOnDiskOnly[p]) return;
+    let pb = pieceBufs.get(p);
+    if (!pb) {
+      if (pieceLeft[p] < chunksIn(p)) { pieceOnDiskOnly[p] = 1; return; } // earlier chunks went to disk only
+      if (pieceBufs.size >= maxPieceBuffers) {
+        const oldest = pieceBufs.keys().next().value as number;
+        pieceOnDiskOnly[oldest] = 1;
+        dropPieceBuffer(oldest);
+      }
+      pb = { buf: piecePool.pop() ?? Buffer.allocUnsafe(m.pieceSize), copied: 0 };
+      pieceBufs.set(p, pb);
+    }
+    plain.copy(pb.buf, (c - p * chunksPerPiece) * chunkSize);
+    pb.copied++;
+  };
   const spilled = new Map<number, Entry>();
   const stats: MulticastReceiverStats = {
     datagrams: 0, bytes: 0, duplicates: 0,
@@ -217,6 +255,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
 
   const plainLength = (c: number) => Math.min(chunkSize, m.size - c * chunkSize);
   const pieceOf = (c: number) => Math.floor(c / chunksPerPiece);
+  const pieceLengthOf = (p: number) => Math.min(m.pieceSize, m.size - p * m.pieceSize);
 
   function resetFromPartial(): void {
     state.fill(MISSING);
@@ -238,8 +277,19 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     stats.chunks++;
     const p = pieceOf(c);
     if (--pieceLeft[p] === 0) {
-      io(VERIFY_CHAIN, 'verify', 0, async () => {
-        if (await partial.verifyPiece(p)) {
+      // The piece's copy leaves the map so that no newer piece takes it over while the verification waits.
+      const pb = pieceBufs.get(p);
+      pieceBufs.delete(p);
+      pieceOnDiskOnly[p] = 0;
+      const bytes = pb && pb.copied === chunksIn(p) ? pb.buf.subarray(0, pieceLengthOf(p)) : undefined;
+      io(VERIFY_CHAIN, 'verify', bytes?.length ?? 0, async () => {
+        let ok: boolean;
+        try {
+          ok = await partial.verifyPiece(p, bytes);
+        } finally {
+          if (pb && piecePool.length < maxPieceBuffers) piecePool.push(pb.buf);
+        }
+        if (ok) {
           stats.pieces++;
           checkComplete();
         } else {
@@ -262,7 +312,10 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       state[c] = MISSING;
       return Promise.resolve();
     }
-    return partial.writeAt(c * chunkSize, plain).then(() => markChunkDone(c), (err: unknown) => {
+    return partial.writeAt(c * chunkSize, plain).then(() => {
+      keepPlain(c, plain);
+      markChunkDone(c);
+    }, (err: unknown) => {
       state[c] = MISSING;
       log.warn('chunk write failed', { chunk: c, err });
     });
@@ -474,6 +527,8 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       mem.clear();
       spilled.clear();
       pool.length = 0;
+      pieceBufs.clear();
+      piecePool.length = 0;
       for (const w of completeWaiters) w();
       for (const w of passWaiters) w();
     },

@@ -139,15 +139,46 @@ describe('PartialFile', () => {
 
   it('finds bytes that no longer match their bits at finalize and forgets only those pieces', async () => {
     const { data, manifest } = await sample(40_000, 8192);
-    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
-    for (let i = 0; i < pf.pieceCount; i++) await pf.writePiece(i, piece(data, manifest, i));
-    // What a power loss can leave behind: the sidecar says verified, the bytes on disk are not.
-    const fh = await open(pf.tempPath, 'r+');
+    const dest = await tempDir();
+    const first = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    for (let i = 0; i < first.pieceCount; i++) await first.writePiece(i, piece(data, manifest, i));
+    await first.close();
+    // What a power loss can leave behind: the sidecar says verified, the bytes on disk are not. The process
+    // that comes back has no running hash, so finalize() reads the whole file.
+    const fh = await open(first.tempPath, 'r+');
     await fh.write(Buffer.alloc(10), 0, 10, 8192 * 2 + 5);
     await fh.close();
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    assert.equal(pf.resumedCount, pf.pieceCount);
     await assert.rejects(pf.finalize(), (e) => isShoalError(e, 'HASH_MISMATCH'));
     assert.deepEqual(pf.missing(), [2]);
     await pf.writePiece(2, piece(data, manifest, 2));
+    assert.deepEqual(await readFile(await pf.finalize()), data);
+  });
+
+  it('verifies pieces from bytes handed over, in any order, and still checks the whole file', async () => {
+    const { data, manifest } = await sample(100_000, 4096);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    await pf.writeAt(0, data);
+    const order = [...Array(pf.pieceCount).keys()].sort(() => Math.random() - 0.5);
+    // Some pieces verified from disk, the rest from bytes; a wrong buffer is refused and not marked.
+    const wrong = Buffer.from(piece(data, manifest, order[0]));
+    wrong[0] ^= 1;
+    assert.equal(await pf.verifyPiece(order[0], wrong), false);
+    assert.equal(pf.has(order[0]), false);
+    for (const [k, i] of order.entries()) assert.equal(await (k % 3 === 0 ? pf.verifyPiece(i) : pf.verifyPiece(i, piece(data, manifest, i))), true);
+    assert.deepEqual(await readFile(await pf.finalize()), data);
+  });
+
+  it('resumes a partial whose running hash was lost and finalizes to the right bytes', async () => {
+    const { data, manifest } = await sample(50_000, 4096);
+    const dest = await tempDir();
+    const first = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    for (let i = 0; i < 6; i++) await first.writePiece(i, piece(data, manifest, i));
+    await first.writePiece(9, piece(data, manifest, 9));
+    await first.close();
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    for (const i of pf.missing().reverse()) await pf.writePiece(i, piece(data, manifest, i));
     assert.deepEqual(await readFile(await pf.finalize()), data);
   });
 

@@ -5,6 +5,12 @@
  * files and trusts the sidecar, so verified pieces are neither fetched nor hashed again. `finalize()` checks
  * the whole-file SHA-256 and moves the file to its final name without ever overwriting another file.
  *
+ * The whole-file SHA-256 is kept running over the contiguous prefix of verified pieces (fed with the piece
+ * bytes the writers hand over; pieces verified ahead of the prefix are kept in memory up to a budget, the rest
+ * read back when the prefix reaches them), so finalize() hashes only what that running hash has not covered —
+ * nothing after an in-order transfer, everything after a restart (the hash state is not persisted). Hashing a
+ * 256 MiB file a second time at the end cost about 0.4 s of CPU on the critical path of every copy.
+ *
  * Both the swarm downloader (`writePiece`) and the multicast receiver (`writeAt` + `verifyPiece`) write here.
  * One PartialFile object per file per process: share it between writers rather than opening it twice.
  */
@@ -61,8 +67,12 @@ export interface PartialFile {
   /** Raw write at a byte offset (multicast chunks that do not align with pieces); bytes that fall inside
    * already-verified pieces are skipped. Nothing is marked: call verifyPiece afterwards. */
   writeAt(offset: number, bytes: Uint8Array): Promise<void>;
-  /** Reads piece `i` back from the temp file and hashes it; records it as verified (on disk) when good. */
-  verifyPiece(i: number): Promise<boolean>;
+  /**
+   * Hashes piece `i` and records it as verified when good. Without `bytes` the piece is read back from the temp
+   * file; with `bytes` (the piece's full content, which the caller has already written at the piece's offset
+   * with writeAt) nothing is read. The caller may reuse `bytes` once the promise settles.
+   */
+  verifyPiece(i: number, bytes?: Uint8Array): Promise<boolean>;
   /** Hashes `bytes` in memory first; writes and records piece `i` only when the hash matches. */
   writePiece(i: number, bytes: Uint8Array): Promise<boolean>;
   /** Whole-file SHA-256 check, then atomic move to the final path, which is returned. Same name with other
@@ -75,6 +85,8 @@ export interface PartialFile {
 }
 
 const MAGIC = Buffer.from('SHOALBF1', 'latin1');
+/** Bytes of pieces verified ahead of the running whole-file hash kept in memory until it reaches them. */
+const AHEAD_BUDGET_BYTES = 32 * 1024 * 1024;
 const HEADER = MAGIC.length + 32 + 8 + 4 + 4;
 
 /** Opens (or resumes) the partial file of `manifest` in `destDir`. */
@@ -119,6 +131,14 @@ class PartialFileImpl implements PartialFile {
   #flushing: Promise<void> | null = null;
   #closed = false;
   #finalPath: string | null = null;
+  /** Running whole-file SHA-256 over pieces [0, #hashed). */
+  #whole = createHash('sha256');
+  #hashed = 0;
+  /** Copies of pieces verified ahead of #hashed (bounded by AHEAD_BUDGET_BYTES). */
+  #ahead = new Map<number, Buffer>();
+  #aheadBytes = 0;
+  /** The background read-back that advances #hashed over pieces not in memory, when running. */
+  #catchingUp: Promise<void> | null = null;
 
   constructor(
     readonly manifest: Manifest,
@@ -175,16 +195,67 @@ class PartialFileImpl implements PartialFile {
     }
   }
 
-  async verifyPiece(i: number): Promise<boolean> {
+  async verifyPiece(i: number, bytes?: Uint8Array): Promise<boolean> {
     this.#open();
     this.#index(i);
     if (this.#bits.has(i)) return true;
-    if (!(await this.#checkOnDisk(i))) return false;
-    await this.#mark(i);
+    if (bytes) {
+      if (bytes.length !== pieceRange(this.manifest, i).length || sha256(bytes) !== this.manifest.pieces[i]) return false;
+    } else if (!(await this.#checkOnDisk(i))) return false;
+    const marked = this.#mark(i); // sets the bit synchronously, which the running hash's catch-up looks at
+    this.#feed(i, bytes);
+    await marked;
     return true;
   }
 
-  async #checkOnDisk(i: number): Promise<boolean> {
+  /** Advances the running whole-file hash with verified piece `i` (its bytes when the caller has them). */
+  #feed(i: number, bytes: Uint8Array | undefined): void {
+    if (i < this.#hashed) return;
+    if (i === this.#hashed && bytes && !this.#catchingUp) {
+      // In order: hash the caller's bytes now, no copy, then whatever waited in memory behind them.
+      this.#whole.update(bytes);
+      this.#hashed++;
+      this.#drainAhead();
+    } else if (bytes && !this.#ahead.has(i) && this.#aheadBytes + bytes.length <= AHEAD_BUDGET_BYTES) {
+      this.#ahead.set(i, Buffer.from(bytes));
+      this.#aheadBytes += bytes.length;
+    }
+    this.#startCatchUp();
+  }
+
+  #drainAhead(): void {
+    for (let b = this.#ahead.get(this.#hashed); b; b = this.#ahead.get(this.#hashed)) {
+      this.#whole.update(b);
+      this.#ahead.delete(this.#hashed);
+      this.#aheadBytes -= b.length;
+      this.#hashed++;
+    }
+  }
+
+  /** Reads back verified pieces at the head of the prefix that are not in memory (one piece at a time). */
+  #startCatchUp(): void {
+    if (this.#catchingUp || this.#closed || this.#hashed >= this.pieceCount || !this.#bits.has(this.#hashed)) return;
+    this.#catchingUp = (async () => {
+      try {
+        while (!this.#closed && this.#hashed < this.pieceCount && this.#bits.has(this.#hashed)) {
+          this.#drainAhead();
+          if (this.#hashed >= this.pieceCount || !this.#bits.has(this.#hashed)) break;
+          const i = this.#hashed;
+          const buf = await this.#readPiece(i);
+          if (this.#closed || this.#hashed !== i) break;
+          if (!buf) break; // short read: finalize() reads (and checks) the rest itself
+          this.#whole.update(buf);
+          this.#hashed++;
+        }
+      } catch (err) {
+        this.log.debug('running hash read-back stopped', { err });
+      } finally {
+        this.#catchingUp = null;
+      }
+    })();
+  }
+
+  async #readPiece(i: number): Promise<Buffer | null> {
     const { offset, length } = pieceRange(this.manifest, i);
     const buf = Buffer.allocUnsafe(length);
     let got = 0;
@@ -193,7 +264,33 @@ class PartialFileImpl implements PartialFile {
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    return got === length && sha256(buf) === this.manifest.pieces[i];
+    return got === length ? buf : null;
+  }
+
+  #resetRunningHash(): void {
+    this.#whole = createHash('sha256');
+    this.#hashed = 0;
+    this.#ahead.clear();
+    this.#aheadBytes = 0;
+  }
+
+  /** Whole-file SHA-256 (hex): the running hash, completed by reading what it has not covered. */
+  async #wholeHash(): Promise<string> {
+    for (let tries = 0; this.#catchingUp && tries < 1000; tries++) await this.#catchingUp;
+    this.#drainAhead();
+    const h = this.#whole;
+    const from = this.#hashed < this.pieceCount ? pieceRange(this.manifest, this.#hashed).offset : this.manifest.size;
+    this.#resetRunningHash(); // a digest can be taken once; a failed check starts over anyway
+    if (from < this.manifest.size) {
+      const stream = createReadStream(this.tempPath, { start: from, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
+      for await (const chunk of stream) h.update(chunk);
+    }
+    return h.digest('hex');
+  }
+
+  async #checkOnDisk(i: number): Promise<boolean> {
+    const buf = await this.#readPiece(i);
+    return buf !== null && sha256(buf) === this.manifest.pieces[i];
   }
 
   async writePiece(i: number, bytes: Uint8Array): Promise<boolean> {
@@ -203,7 +300,9 @@ class PartialFileImpl implements PartialFile {
     const { offset, length } = pieceRange(this.manifest, i);
     if (bytes.length !== length || sha256(bytes) !== this.manifest.pieces[i]) return false;
     await writeFully(this.fh, bytes, offset);
-    await this.#mark(i);
+    const marked = this.#mark(i);
+    this.#feed(i, bytes);
+    await marked;
     return true;
   }
 
@@ -215,7 +314,7 @@ class PartialFileImpl implements PartialFile {
     await this.#persist();
     // The final file must survive a power loss once it carries its final name.
     await this.fh.datasync();
-    const whole = await hashPath(this.tempPath);
+    const whole = await this.#wholeHash();
     if (whole !== this.manifest.sha256) {
       // Bits that outlived their bytes (power loss without `durable`), or a manifest whose pieces do not
       // make its whole: re-check every piece from disk and forget the bad ones, so a new download fetches
@@ -249,6 +348,7 @@ class PartialFileImpl implements PartialFile {
       await this.#persist();
     } finally {
       this.#closed = true;
+      await this.#catchingUp?.catch(() => undefined);
       await this.fh.close();
     }
   }
@@ -257,6 +357,7 @@ class PartialFileImpl implements PartialFile {
     if (!this.#closed) {
       this.#closed = true;
       await this.#flushing?.catch(() => undefined);
+      await this.#catchingUp?.catch(() => undefined);
       await this.fh.close().catch(() => undefined);
     }
     await rm(this.tempPath, { force: true });
