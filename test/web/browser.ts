@@ -162,10 +162,10 @@ export async function fieldError(page: Page, label: string): Promise<string> {
   return (await err.count()) ? ((await err.first().textContent()) ?? '') : '';
 }
 
-/** Waits until `fn` returns true, polling every 100 ms, for at most `ms` (and 400 tries). */
-export async function waitUntil(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+/** Waits until `fn` returns true, polling every 100 ms, for at most `ms` (and `maxTries` tries, default 400). */
+export async function waitUntil(fn: () => Promise<boolean>, ms: number, what: string, maxTries = 400): Promise<void> {
   const deadline = Date.now() + ms;
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < maxTries; i++) {
     if (await fn()) return;
     if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 100));

@@ -138,6 +138,8 @@ describe('live transfer views', { skip }, () => {
       },
       120_000,
       'bob to show delivered in the pending table',
+      // Polled fast and often: the in-between states are what this test is about.
+      1200,
     );
 
     // The bar moved forward at least once while the file was in flight, without a reload.
@@ -211,6 +213,7 @@ describe('live transfer views', { skip }, () => {
       },
       120_000,
       'bob and carol to show delivered',
+      1200,
     );
     assert.ok(sawSending, 'the multicast card showed the transfer while it was sending');
     assert.ok(sawMulticastBar, 'the transfers-in-progress bar said how the bytes came (multicast or repair)');
