@@ -223,6 +223,39 @@ describe('shoal push', () => {
     assert.ok((entry.record?.fetchedBytes ?? 0) >= bytes.length);
   });
 
+  it('shows per-receiver progress while a slow transfer runs', async (t) => {
+    if (skip) return t.skip(skip);
+    // 3 MiB at an 8 Mbit/s ceiling takes seconds: long enough to be seen running.
+    const bytes = randomFile(3 * 1024 * 1024);
+    const file = join(tmp.dir, 'slow.bin');
+    await writeFile(file, bytes);
+    const push = await shoal(['push', 'floor', file, '--rate', '8', '--no-wait', '--json'], {
+      home: adminHome,
+      cwd: tmp.dir,
+    });
+    assert.equal(push.code, 0, push.stderr);
+    const { transferId } = push.json<{ transferId: string | null }>();
+    assert.ok(transferId);
+    const running = await waitFor(
+      'the transfer seen running with bytes at a receiver',
+      async () => {
+        const a = await tc.client.call('GET', '/api/v1/transfers?group=floor', { token: tc.adminToken });
+        const x = (a.body as { transfers: Transfer[] }).transfers.find((y) => y.transferId === transferId);
+        return x && x.state === 'sending' && x.receivers.some((r) => r.bytes > 0) ? x : undefined;
+      },
+      30_000,
+    );
+    assert.equal(running.rateBps, 8_000_000);
+    assert.ok(running.receivers.every((r) => r.bytes <= bytes.length));
+    for (const n of names) await waitDelivered(tc, 'floor', n, 'slow.bin', 60_000);
+    const entries = (await pendingList(tc, 'floor')).filter(
+      (e) => e.fileName === 'slow.bin' && names.includes(e.username),
+    ) as unknown as Entry[];
+    assert.ok(
+      entries.every((e) => (e.record && e.record.transferId === transferId) || e.record?.how === 'swarm'),
+    );
+  });
+
   it('refuses a floor above the ceiling, and members may not push', async (t) => {
     if (skip) return t.skip(skip);
     const r = await shoal(['push', 'floor', 'image.iso', '--rate', '10', '--min-rate', '20'], {
