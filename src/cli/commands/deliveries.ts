@@ -38,7 +38,7 @@ function describeEntry(e: PendingEntry): string {
       return e.error ? `waiting (last: ${e.error})` : 'waiting for the agent';
     case 'receiving': {
       const mc =
-        e.loss !== null && e.loss !== undefined ? `, loss ${percent(e.loss)}, ${e.passes ?? 0} pass(es)` : '';
+        e.loss !== null && e.loss !== undefined ? `, loss ${percent(e.loss)}, pass ${e.passes ?? 0}` : '';
       return `${formatBytes(e.bytes)} / ${formatBytes(e.size)} at ${formatBytes(e.rate)}/s via ${e.transport ?? '?'}${mc}`;
     }
     case 'delivered':
@@ -344,8 +344,8 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
               const mc = transfer?.receivers.find((r) => r.username === e.username);
               const line =
                 `  ${e.username}: ${e.state} ${describeEntry(e)}` +
-                (mc && e.state !== 'delivered'
-                  ? ` [multicast ${mc.state}, loss ${percent(mc.loss)}, ${mc.passes} pass(es)]`
+                (mc && transfer && e.state !== 'delivered'
+                  ? ` [multicast ${mc.state}, pass ${transfer.passes}/${transfer.maxPasses}]`
                   : '');
               if (lastLine.get(e.username) !== line) out.note(line);
               lastLine.set(e.username, line);

@@ -560,7 +560,8 @@ export function createDeliveryService(
         error: r.error,
         attempts: r.attempts,
         loss: live ? live.receiver.loss : null,
-        passes: live ? live.receiver.passes : null,
+        // The transfer's pass under way says more to an operator than how many status requests were answered.
+        passes: live ? Math.max(live.transfer.passes, live.receiver.passes) : null,
         record: recordOf(r),
       });
     }
