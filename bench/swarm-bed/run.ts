@@ -87,6 +87,9 @@ function must(r: { code: number; out: string; err: string }, what: string): stri
 
 const nsArgv = (ns: string, argv: string[]) => ['ip', 'netns', 'exec', ns, ...argv];
 const shoalArgv = (args: string[]) => [process.execPath, shoalBin, ...args];
+// CPU_PROF_DIR=dir: the coordinator and agent r1 write V8 CPU profiles there (at exit) to see where time goes.
+const cpuProfDir = process.env.CPU_PROF_DIR;
+const profiledArgv = (args: string[]) => (cpuProfDir ? [process.execPath, '--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, shoalBin, ...args] : shoalArgv(args));
 
 /** Starts a long-lived command in a namespace under timeout(1), output to `logFile`. */
 function startIn(ns: string, argv: string[], logFile: string, env: Record<string, string> = {}): ChildProcess {
@@ -198,7 +201,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
   const coordDir = join(work, 'coord');
   await mkdir(coordDir, { recursive: true });
   const coordLog = join(work, 'coordinator.log');
-  const coord = startIn(bedS, shoalArgv(['server', '--data', coordDir, '--host', coordIp, '--port', String(coordPort), '--json', '--no-registration']), coordLog, {
+  const coord = startIn(bedS, profiledArgv(['server', '--data', coordDir, '--host', coordIp, '--port', String(coordPort), '--json', '--no-registration']), coordLog, {
     SHOAL_ADMIN_PASSWORD: adminPassword,
     SHOAL_MULTICAST: mode === 'swarm' ? 'off' : 'on',
     SHOAL_MULTICAST_RATE_MBIT: String(Math.round(rateMbit * 0.9)),
@@ -249,7 +252,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
   for (let k = 1; k <= N; k++) {
     const dir = join(work, `r${k}`);
     agents.push(
-      startIn(rns(k), shoalArgv(['agent', '-d', join(dir, 'dl'), '--state-dir', join(dir, 'state'), '--listen', `${rip(k)}:0`, '--name', `r${k}`]), join(work, `agent-r${k}.log`), {
+      startIn(rns(k), (k === 1 ? profiledArgv : shoalArgv)(['agent', '-d', join(dir, 'dl'), '--state-dir', join(dir, 'state'), '--listen', `${rip(k)}:0`, '--name', `r${k}`]), join(work, `agent-r${k}.log`), {
         SHOAL_HOME: join(dir, 'home'),
       }),
     );

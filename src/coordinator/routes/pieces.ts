@@ -7,7 +7,14 @@
 import type { FastifyInstance } from 'fastify';
 import { verifyTicket } from '../../crypto/tickets.ts';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
-import { handlePieceRequest, type PieceHandlerDeps } from '../../transfer/swarm/piece-server.ts';
+import {
+  createPieceBufferPool,
+  createSendCounter,
+  createTicketCache,
+  handlePieceRequest,
+  type PieceHandlerDeps,
+  type PieceHandlerOptions,
+} from '../../transfer/swarm/piece-server.ts';
 import type { PieceSource } from '../../transfer/swarm/piece-source.ts';
 import type { CoordinatorContext } from '../context.ts';
 import type { DeliveryService } from '../deliveries/delivery-service.ts';
@@ -53,6 +60,13 @@ export function registerPieceRoutes(
     onServed: (e) => served.set(e.sha256, (served.get(e.sha256) ?? 0) + e.bytes),
   };
   const rate = options.streamRateBytesPerSec;
+  // The `sent` hint lets receivers ask the coordinator for different pieces; cached tickets and whole-piece
+  // reads cut its CPU per piece (it is the seed every receiver starts from).
+  const handlerOptions: PieceHandlerOptions = {
+    sendCounter: createSendCounter(),
+    ticketCache: createTicketCache(),
+    bufferPool: createPieceBufferPool(),
+  };
 
   const refuse = (reply: import('fastify').FastifyReply, status: number, err: ShoalError) =>
     reply.code(status).send(errorBody(err));
@@ -93,7 +107,7 @@ export function registerPieceRoutes(
       if (blob) await new Promise((r) => setTimeout(r, Math.min(60_000, (blob.pieceSize / rate) * 1000)));
     }
     reply.hijack();
-    const handled = await handlePieceRequest(handlerDeps, req.raw, reply.raw);
+    const handled = await handlePieceRequest(handlerDeps, req.raw, reply.raw, handlerOptions);
     if (!handled) {
       reply.raw.statusCode = 404;
       reply.raw.setHeader('content-type', 'application/json');

@@ -7,6 +7,8 @@
  * the coordinator can mount the same logic inside Fastify (`reply.hijack()` then pass `req.raw`, `reply.raw`).
  */
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { DEFAULT_CIPHERS } from 'node:tls';
 import { createServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KeyObject } from 'node:crypto';
@@ -91,6 +93,55 @@ export interface PieceHandlerOptions {
   sendCounter?: SendCounter;
   /** Clock for ticket expiry, ms since the epoch (tests). */
   now?: () => number;
+  /** Tickets whose signature was already checked (createTicketCache): a downloader sends the same ticket
+   * with every piece, and an Ed25519 check per piece was a visible share of a holder's CPU. */
+  ticketCache?: TicketCache;
+  /** Piece buffers reused between unpaced answers (createPieceServer makes one; otherwise streamed). */
+  bufferPool?: PieceBufferPool;
+}
+
+/** Claims of tickets already verified, by ticket text (expiry and file are still checked on every use). */
+export interface TicketCache {
+  get(ticket: string): TicketClaims | undefined;
+  set(ticket: string, claims: TicketClaims): void;
+}
+
+/** A TicketCache holding at most `max` tickets (cleared when full: tickets are few and short-lived). */
+export function createTicketCache(max = 1024): TicketCache {
+  const m = new Map<string, TicketClaims>();
+  return {
+    get: (t) => m.get(t),
+    set(t, c) {
+      if (m.size >= max) m.clear();
+      m.set(t, c);
+    },
+  };
+}
+
+/** Whole-piece buffers for answers read with one read(2) and sent with one write. */
+export interface PieceBufferPool {
+  /** A buffer of at least `size` bytes, or null when `maxInUse` are out (the answer is then streamed). */
+  take(size: number): Buffer | null;
+  /** Returns a buffer; `reuse` false when it may still be referenced (a failed answer). */
+  give(buf: Buffer, reuse: boolean): void;
+}
+
+/** A pool lending at most `maxInUse` buffers at once (memory: that many pieces) and keeping `maxIdle`. */
+export function createPieceBufferPool(maxInUse = 8, maxIdle = 4): PieceBufferPool {
+  const idle: Buffer[] = [];
+  let inUse = 0;
+  return {
+    take(size) {
+      if (inUse >= maxInUse) return null;
+      inUse++;
+      const i = idle.findIndex((b) => b.length >= size);
+      return i >= 0 ? idle.splice(i, 1)[0] : Buffer.allocUnsafeSlow(size);
+    },
+    give(buf, reuse) {
+      inUse--;
+      if (reuse && idle.length < maxIdle) idle.push(buf);
+    },
+  };
 }
 
 const status: Partial<Record<ErrorCode, number>> = {
@@ -129,7 +180,7 @@ export async function handlePieceRequest(
     }
     const sha256 = rest[0];
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ShoalError(ErrorCode.BAD_REQUEST, 'bad sha256');
-    const claims = checkTicket(deps, req, sha256, options.now?.() ?? Date.now());
+    const claims = checkTicket(deps, req, sha256, options.now?.() ?? Date.now(), options.ticketCache);
     if (deps.authorize && !(await deps.authorize(claims))) throw new ShoalError(ErrorCode.FORBIDDEN, 'not allowed to fetch this file');
     const held = await deps.source.open(sha256);
     if (!held) throw new ShoalError(ErrorCode.FILE_NOT_FOUND, 'file not held here');
@@ -163,6 +214,44 @@ export async function handlePieceRequest(
     let bytes = 0;
     if (range.start === 0) options.sendCounter?.started(sha256, index, count);
     const pacer = options.pacer;
+    const pool = options.bufferPool;
+    const buf = !pacer && length <= 64 * 1024 * 1024 ? pool?.take(length) : null;
+    if (pool && buf) {
+      // One read(2) and one write for the whole piece: far fewer syscalls, chunks and garbage than a stream.
+      let complete = false;
+      let bytes = 0;
+      try {
+        const fh = await open(held.path, 'r');
+        try {
+          while (bytes < length) {
+            const { bytesRead } = await fh.read(buf, bytes, length - bytes, start + bytes);
+            if (bytesRead === 0) throw new ShoalError(ErrorCode.INTERNAL, 'piece shorter on disk than in its manifest');
+            bytes += bytesRead;
+          }
+        } finally {
+          await fh.close();
+        }
+        await new Promise<void>((resolve, reject) => {
+          const onClose = () => reject(new Error('peer went away'));
+          res.once('close', onClose);
+          res.end(buf.subarray(0, length), () => {
+            res.off('close', onClose);
+            resolve();
+          });
+        });
+        complete = true;
+      } catch (err) {
+        log.trace('piece answer ended early', { sha256, index, bytes, err });
+        if (!res.headersSent) sendError(res, 500, ErrorCode.INTERNAL, 'read failed');
+        else res.destroy();
+      } finally {
+        // The socket owns the bytes once end() called back (TLS encrypted them); an answer that failed
+        // may still reference the buffer, so it is not reused.
+        pool.give(buf, complete);
+        deps.onServed?.({ sha256, index, bytes: complete ? length : 0, user: claims.user, complete, remote: `${req.socket.remoteAddress}:${req.socket.remotePort}` });
+      }
+      return true;
+    }
     const stream = createReadStream(held.path, { start, end: start + length - 1, highWaterMark: pacer ? 64 * 1024 : 256 * 1024 });
     stream.on('data', (c: string | Buffer) => {
       bytes += c.length;
@@ -254,16 +343,23 @@ export interface PieceServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+// The default order puts AES-256-GCM first; AES-128-GCM is as fit for this and costs about half the CPU per
+// byte on AES-NI (measured here: 3.3 against 6.6 ms/MiB), on both ends of every piece. The set is unchanged;
+// with TLS 1.3 the server's order decides.
+const bulkCiphers = ['TLS_AES_128_GCM_SHA256', ...DEFAULT_CIPHERS.split(':').filter((c) => c !== 'TLS_AES_128_GCM_SHA256')].join(':');
+
 /** An HTTPS server answering only the piece routes. */
 export function createPieceServer(deps: PieceHandlerDeps, options: PieceServerOptions): PieceServer {
   const log = deps.logger.child('swarm:piece-server');
   const handlerDeps: PieceHandlerDeps = { ...deps, publicKey: importTicketPublicKey(deps.publicKey), logger: log };
   const handlerOptions: PieceHandlerOptions = {
     sendCounter: createSendCounter(),
+    ticketCache: createTicketCache(),
+    bufferPool: createPieceBufferPool(),
     ...options,
     pacer: options.pacer ?? (options.uploadBytesPerSecond ? createUploadPacer(options.uploadBytesPerSecond) : undefined),
   };
-  const server = createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
+  const server = createServer({ cert: options.tls.cert, key: options.tls.key, ciphers: bulkCiphers }, (req, res) => {
     handlePieceRequest(handlerDeps, req, res, handlerOptions)
       .then((handled) => {
         if (!handled) sendError(res, 404, ErrorCode.NOT_FOUND, 'no such route');
@@ -315,11 +411,20 @@ export function createPieceServer(deps: PieceHandlerDeps, options: PieceServerOp
   return self;
 }
 
-function checkTicket(deps: PieceHandlerDeps, req: IncomingMessage, sha256: string, now: number): TicketClaims {
+function checkTicket(deps: PieceHandlerDeps, req: IncomingMessage, sha256: string, now: number, cache?: TicketCache): TicketClaims {
   const auth = req.headers.authorization;
   const m = typeof auth === 'string' ? /^Bearer ([A-Za-z0-9_.-]+)$/.exec(auth.trim()) : null;
   if (!m) throw new ShoalError(ErrorCode.TICKET_INVALID, 'a ticket is required (Authorization: Bearer <ticket>)');
-  return verifyTicket(deps.publicKey, m[1], { sha256, now });
+  const known = cache?.get(m[1]);
+  if (known) {
+    // Same checks as verifyTicket after the signature, in the same order.
+    if (now >= known.expiresAt) throw new ShoalError(ErrorCode.TICKET_EXPIRED, 'ticket expired', { expiresAt: known.expiresAt });
+    if (known.sha256 !== sha256) throw new ShoalError(ErrorCode.TICKET_INVALID, 'ticket refused: issued for another file');
+    return known;
+  }
+  const claims = verifyTicket(deps.publicKey, m[1], { sha256, now });
+  cache?.set(m[1], claims);
+  return claims;
 }
 
 async function buildBitfield(source: PieceSource, sha256: string, count: number): Promise<Bitfield> {
