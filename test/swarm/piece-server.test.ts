@@ -168,4 +168,28 @@ describe('piece server', () => {
     const body = (await have.body.json()) as { have: string };
     assert.deepEqual(Bitfield.fromBase64Url(4, body.have).indexes(), [2]);
   });
+
+  it('still refuses a ticket it verified before once it expired or for another file', async () => {
+    let clock = Date.now();
+    const c = await startHolder(scratch, { id: 'clocked', keys, tls, file, options: { now: () => clock } });
+    const other = await sampleFile(scratch, 10_000, 32 * 1024);
+    const dispatcher = createPinnedDispatcher({ fingerprint: tls.fingerprint, connections: 1 });
+    scratch.closers.push(() => dispatcher.destroy());
+    const ticket = signTicket(keys.privateKey, { user: 'alice', sha256: file.manifest.sha256, expiresAt: clock + 60_000 });
+    const fetch = async (sha256: string) => {
+      const r = await request(`${c.server.url}/pieces/${sha256}/0`, { dispatcher, headers: auth(ticket) });
+      return { status: r.statusCode, body: Buffer.from(await r.body.arrayBuffer()) };
+    };
+    const first = await fetch(file.manifest.sha256);
+    assert.equal(first.status, 200);
+    assert.deepEqual(first.body, file.data.subarray(0, 32 * 1024));
+    assert.equal((await fetch(file.manifest.sha256)).status, 200);
+    const wrong = await fetch(other.manifest.sha256);
+    assert.equal(wrong.status, 401);
+    assert.equal(code(wrong.body), 'TICKET_INVALID');
+    clock += 61_000;
+    const late = await fetch(file.manifest.sha256);
+    assert.equal(late.status, 401);
+    assert.equal(code(late.body), 'TICKET_EXPIRED');
+  });
 });
