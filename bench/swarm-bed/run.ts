@@ -7,7 +7,8 @@
  * times and ratios; asserts nothing about time.
  *
  *   sudo node --import tsx bench/swarm-bed/run.ts
- *   env: SIZE_MIB (256), RATE_MBIT (200), RUN_TIMEOUT_S (300), MODES (swarm,multicast), KEEP=1 (keep work dir)
+ *   env: SIZE_MIB (256), RATE_MBIT (200), RUN_TIMEOUT_S (300), MODES (swarm,multicast), KEEP=1 (keep work dir),
+ *        HTTP=0 (skip nginx), CPU_PROF_DIR (V8 profiles of the coordinator and agent r1)
  *
  * Shoal runs once per mode: `swarm` (coordinator started with SHOAL_MULTICAST=off: agents pull over HTTPS
  * from the coordinator and each other) and `multicast` (the default scheduler: one multicast send paced at
@@ -177,6 +178,24 @@ function cpuTicks(): { busy: number; softirq: number; total: number } {
   return { busy: total - f[3] - f[4], softirq: f[6], total };
 }
 
+/** CPU seconds (user + system) used so far by the processes under `roots` (less noisy than wall time on a
+ * shared host: what Shoal itself spent). */
+function treeCpuSeconds(roots: ChildProcess[]): number {
+  let ticks = 0;
+  for (const r of roots) {
+    if (!r.pid) continue;
+    for (const pid of tree(r.pid)) {
+      try {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // gone already
+      }
+    }
+  }
+  return ticks / 100;
+}
+
 /** Cores in use between two cpuTicks() readings (the whole host: every tenant and the kernel's bridging). */
 function coresBetween(a: ReturnType<typeof cpuTicks>, b: ReturnType<typeof cpuTicks>): string {
   const n = cpus().length;
@@ -270,6 +289,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
 
     const tx0 = await Promise.all([bedS, ...Array.from({ length: N }, (_, i) => rns(i + 1))].map(txBytes));
     const c0 = cpuTicks();
+    const cpu0 = { coord: treeCpuSeconds([coord]), agents: treeCpuSeconds(agents) };
     const t0 = performance.now();
     const add = await api(adminToken, 'POST', `/groups/${group}/pending`, { fileId });
     if (add.status !== 200) throw new Error(`pending add: ${add.status} ${JSON.stringify(add.body)}`);
@@ -285,6 +305,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
     }
     const seconds = doneAt.size === N ? Math.max(...doneAt.values()) : NaN;
     const cores = coresBetween(c0, cpuTicks());
+    const cpu = `CPU s: coordinator ${(treeCpuSeconds([coord]) - cpu0.coord).toFixed(1)}, agents ${(treeCpuSeconds(agents) - cpu0.agents).toFixed(1)}`;
     const tx1 = await Promise.all([bedS, ...Array.from({ length: N }, (_, i) => rns(i + 1))].map(txBytes));
     const sent = tx1.map((v, i) => v - tx0[i]);
     log(`per receiver (s): ${[...doneAt.entries()].sort((a, b) => a[0] - b[0]).map(([k, t]) => `r${k}=${t.toFixed(1)}`).join(' ')}`);
@@ -298,7 +319,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
       const f = join(work, `r${k}`, 'dl', group, 'payload.bin');
       if (existsSync(f) && (await sha256File(f)) === expectedSha) ok++;
     }
-    return { seconds, ok, note: `coordinator says ${delivered}/${N} delivered (${[...new Set(rows.map((r) => r.transport))].join(',')}); coordinator sent ${(sent[0] / MiB).toFixed(0)} MiB, receivers ${(sent.slice(1).reduce((a, b) => a + b, 0) / MiB).toFixed(0)} MiB; ${cores}` };
+    return { seconds, ok, note: `coordinator says ${delivered}/${N} delivered (${[...new Set(rows.map((r) => r.transport))].join(',')}); coordinator sent ${(sent[0] / MiB).toFixed(0)} MiB, receivers ${(sent.slice(1).reduce((a, b) => a + b, 0) / MiB).toFixed(0)} MiB; ${cpu}; ${cores}` };
   } finally {
     for (const a of agents) await stop(a);
     await stop(coord);
@@ -425,7 +446,8 @@ async function main(): Promise<void> {
       }
       log(`shoal ${mode}: ${shoal[mode]!.seconds.toFixed(2)} s, ${shoal[mode]!.ok}/${N} verified; ${shoal[mode]!.note}`);
     }
-    const http = await httpRun(work, payloadDir, expectedSha);
+    // HTTP=0 skips the nginx case (iterating on Shoal alone; its figure changes only with the bed).
+    const http: Outcome = process.env.HTTP === '0' ? { seconds: NaN, ok: 0, note: 'skipped (HTTP=0)' } : await httpRun(work, payloadDir, expectedSha);
     log(`http: ${http.seconds.toFixed(2)} s, ${http.ok}/${N} verified; ${http.note}`);
 
     const row = (name: string, s: number, ok: string) =>

@@ -59,13 +59,21 @@ export interface DownloadOptions {
   /** ms without any progress possible (no holder has the missing pieces) before giving up (default 30 s). */
   stallTimeoutMs?: number;
   /** ms between asking holders that lack pieces which ones they have now: receivers that are downloading
-   * the same file serve each other what they verified (default 2000). */
+   * the same file serve each other what they verified (default 1000). */
   haveRefreshMs?: number;
   /** ms for one piece request before it is abandoned (default 120 s); a holder silent for 30 s (or this,
    * when shorter) fails sooner. */
   requestTimeoutMs?: number;
   /** Extra CA certificates for holders without a fingerprint. */
   ca?: string | Buffer | Array<string | Buffer>;
+  /** Holder ids that are seeds of last resort (default `['coordinator']`, the original sharer). While other
+   * holders are in the list (receivers of the same file, finished members), a seed is asked only for pieces
+   * no other holder has, least sent first, on `seedStreams` streams: its uplink then carries about one copy
+   * and the receivers trade the rest. Alone (every other holder dropped), a seed gets `streams` streams. */
+  seeds?: string[];
+  /** Streams to a seed while other holders are present (default 2: few, so each receiver holds only a
+   * couple of the seed's pieces at a time, yet enough to keep the seed's uplink busy with eight receivers). */
+  seedStreams?: number;
 }
 
 export interface DownloadResult {
@@ -102,6 +110,10 @@ interface HolderState {
   refreshing: boolean;
   /** Times the holder said it started sending each piece (to anyone), plus our own requests since. */
   sent: Uint8Array | null;
+  /** A seed of last resort (see DownloadOptions.seeds). */
+  seed: boolean;
+  /** The holder gave a `sent` hint: worth asking again for its bitfield even when it holds every piece. */
+  hints: boolean;
 }
 
 interface InFlight {
@@ -130,6 +142,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
   const progressEvery = options.progressIntervalMs ?? 250;
+  const seedIds = new Set(options.seeds ?? ['coordinator']);
+  const seedStreams = Math.max(1, Math.min(streams, options.seedStreams ?? 2));
   const count = manifest.pieces.length;
   if (partial.manifest.sha256 !== manifest.sha256) throw new ShoalError(ErrorCode.BAD_REQUEST, 'partial file is for another manifest');
   if (options.signal?.aborted) throw new ShoalError(ErrorCode.ABORTED, 'download aborted');
@@ -164,7 +178,11 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     lastRefresh: 0,
     refreshing: false,
     sent: null,
+    seed: seedIds.has(h.id),
+    hints: false,
   }));
+  // A seed's `sent` counts start with our own requests even when it gives no hint of its own.
+  for (const s of states) if (s.seed) s.sent = new Uint8Array(count);
   if (states.length === 0 && want.size > 0) throw new ShoalError(ErrorCode.PEER_FAILED, 'no holder to download from');
 
   let settle!: (err?: unknown) => void;
@@ -233,7 +251,46 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
 
   const holds = (s: HolderState, i: number) => !s.have || s.have.has(i);
 
+  /** Live holders other than seeds; a seed is a last resort only while there is one. */
+  const peers = () => states.filter((x) => !x.dropped && !x.seed);
+  /** Other holders that hold piece i and can be asked for it now or soon (bitfield known). */
+  const peerHolds = (list: HolderState[], i: number) => list.some((x) => x.ready && holds(x, i));
+
+  const pickFromSeed = (s: HolderState, list: HolderState[]): number | null => {
+    // Only pieces no other holder has, the ones the seed sent least first (its `sent` hint, refreshed with
+    // its bitfield), at random among equals: receivers that start together then take different pieces from
+    // the seed and trade them, and the seed's uplink carries about one copy of the file.
+    let best = -1;
+    let bestSent = Infinity;
+    let ties = 0;
+    for (const i of want) {
+      if (inflight.has(i) || !holds(s, i) || peerHolds(list, i)) continue;
+      const sent = s.sent ? s.sent[i] : 0;
+      if (sent < bestSent) {
+        best = i;
+        bestSent = sent;
+        ties = 1;
+      } else if (sent === bestSent && Math.random() * ++ties < 1) {
+        best = i;
+      }
+    }
+    if (best < 0) return null;
+    // Every such piece is already on its way from the seed to someone: wait for it to reach the swarm while
+    // other holders keep us busy, rather than take a second copy from the seed.
+    if (bestSent > 0 && list.some((x) => x.active > 0)) return null;
+    return best;
+  };
+
   const pick = (s: HolderState): number | null => {
+    if (s.seed) {
+      const list = peers();
+      if (list.length > 0) {
+        const i = pickFromSeed(s, list);
+        if (i !== null) return i;
+        for (const w of want) if (!inflight.has(w)) return null;
+        // Everything wanted is in flight: the end game below may ask the seed too, late.
+      }
+    }
     // Pieces this holder never sent first (its `sent` hint), then rarest first, then at random (reservoir
     // sampling): receivers that fetch from one sharer at the same time then mostly ask it for different
     // pieces, which they trade among themselves.
@@ -290,7 +347,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         }, s.backoffUntil - now);
         continue;
       }
-      while (s.active < streams) {
+      const limit = s.seed && peers().length > 0 ? seedStreams : streams;
+      while (s.active < limit) {
         const i = pick(s);
         if (i === null) break;
         start(s, i);
@@ -345,7 +403,10 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         const next = Bitfield.fromBase64Url(count, body.have);
         if (typeof body.sent === 'string' && body.sent.length <= Math.ceil((count * 4) / 3) + 4) {
           const sent = Buffer.from(body.sent, 'base64url');
-          if (sent.length === count) s.sent = new Uint8Array(sent);
+          if (sent.length === count) {
+            s.sent = new Uint8Array(sent);
+            s.hints = true;
+          }
         }
         if (!s.dropped) {
           for (let i = 0; i < count; i++) avail[i] += (next.has(i) ? 1 : 0) - (holds(s, i) ? 1 : 0);
@@ -530,8 +591,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     if (want.size > 0) {
       for (const s of states) void loadHave(s);
       haveTimer = setInterval(() => {
-        for (const s of live()) if (s.ready && s.have && (!s.have.complete || s.sent)) void loadHave(s);
-      }, Math.max(100, options.haveRefreshMs ?? 2000));
+        for (const s of live()) if (s.ready && s.have && (!s.have.complete || s.hints)) void loadHave(s);
+      }, Math.max(100, options.haveRefreshMs ?? 1000));
       // Re-run the scheduler now and then: end-game duplicates become due with time, not with events.
       tickTimer = setInterval(pump, 250);
       await done;
