@@ -2,6 +2,7 @@
  * Multicast benchmark (issue 4's figures), needs root and the namespace bed. Two modes:
  *
  *   node --import tsx bench/multicast/run.ts direct [--size-mib 256] [--rate 400] [--ns 1,4,8] [--losses 0,2]
+ *        [--pace MBIT] [--chunk-kib 64]
  *     Shoal alone on its own bed (namespaces mcbs, mcbr1.., mcbb): time from the sender's run() to the last
  *     receiver's verified copy, passes, wire bytes, CPU seconds. Quick, for tuning.
  *
@@ -42,6 +43,8 @@ const tools = opt('tools', 'shoal,uftp-enc,http').split(',');
 const reps = Number(opt('reps', '1'));
 /** Sender pacing ceiling in Mbit/s for `direct` (default: the link rate). */
 const paceMbit = Number(opt('pace', String(rateMbit)));
+/** Plaintext bytes per sealed chunk (both modes). */
+const chunkSize = Number(opt('chunk-kib', '64')) * 1024;
 const idealS = (sizeMiB * 1024 * 1024 * 8) / (rateMbit * 1e6);
 
 const problem = await bedProblem();
@@ -70,7 +73,7 @@ async function direct(): Promise<void> {
     for (const n of ns) {
       for (const loss of losses) {
         await bed(env, 'up', String(n), String(rateMbit), String(loss));
-        const out = await runOnBed({ env, n, path, manifest, destRoot: join(work, `rx-${n}-${loss}`), rateBps: paceMbit * 1e6, workDir: work, timeoutMs: 300_000 });
+        const out = await runOnBed({ env, n, path, manifest, destRoot: join(work, `rx-${n}-${loss}`), rateBps: paceMbit * 1e6, chunkSize, workDir: work, timeoutMs: 300_000 });
         const ok = out.receivers.every((r) => r.done) && out.result?.complete === true;
         const t = out.totalMs / 1000;
         const recvCpu = Math.max(...out.receivers.map((r) => r.cpuUs ?? 0)) / 1e6;
@@ -119,7 +122,7 @@ async function peers(): Promise<void> {
           if (tool === 'shoal') {
             const cfg: BedConfig = {
               path: payload, manifest, keyHex: randomBytes(32).toString('hex'), transferId: `bench-${n}-${loss}`,
-              group: '239.77.3.1', port: 47_001, chunkSize: 64 * 1024, net: '10.77.0', n, destRoot: data, controlPort: 7707,
+              group: '239.77.3.1', port: 47_001, chunkSize, net: '10.77.0', n, destRoot: data, controlPort: 7707,
               rateBps: rateMbit * 1e6, maxPasses: 10, timeoutMs: 280_000,
             };
             await writeFile(cfgPath, JSON.stringify(cfg));

@@ -129,6 +129,10 @@ const DONE = 2;
 const MAX_IO_QUEUED_BYTES = 64 * 1024 * 1024;
 /** Most spilled chunks remembered; beyond that a chunk's fragments are dropped and it is asked for whole. */
 const MAX_SPILLED = 262_144;
+/** Late fragments of one spilled chunk kept in memory, bytes; more go to disk. */
+const MAX_LATE_PER_CHUNK = 16 * 1024;
+/** Late fragments of all spilled chunks kept in memory, bytes. */
+const MAX_LATE_TOTAL = 16 * 1024 * 1024;
 
 interface Entry {
   epoch: number;
@@ -141,6 +145,10 @@ interface Entry {
   backing: Buffer | null;
   /** Tag bytes once spilled (the ciphertext is on disk). */
   tag: Buffer | null;
+  /** Ciphertext fragments that arrived after the spill, kept in memory (offset, bytes) rather than written:
+   * the read-back that opens the chunk lays them over what it read. */
+  late: Array<[number, Buffer]> | null;
+  lateBytes: number;
 }
 
 /** Creates a receiver; call start() to join the group. */
@@ -230,6 +238,12 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const VERIFY_CHAIN = -1;
   const chains = new Map<number, Promise<void>>();
   let ioQueuedBytes = 0;
+  let lateTotal = 0;
+  const forgetLate = (e: Entry) => {
+    lateTotal -= e.lateBytes;
+    e.late = null;
+    e.lateBytes = 0;
+  };
   let ioPending = 0;
   const idleWaiters = new Set<() => void>();
   const io = (chain: number, what: string, bytes: number, fn: () => Promise<void>) => {
@@ -337,10 +351,13 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       got += bytesRead;
     }
     if (got !== len) {
+      forgetLate(e);
       state[c] = MISSING;
       return;
     }
     e.tag!.copy(sealed, len);
+    for (const [off, bytes] of e.late ?? []) bytes.copy(sealed, off);
+    forgetLate(e);
     await openAndWrite(c, e, sealed);
   }
 
@@ -357,12 +374,20 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     }
   }
 
-  /** Places sealed bytes [off, off+bytes) of a spilled chunk: ciphertext to disk, tag bytes to memory. */
-  function placeSpilled(c: number, e: Entry, off: number, bytes: Uint8Array): void {
+  /** Places sealed bytes [off, off+bytes) of a spilled chunk: ciphertext to disk (or to memory when `late`
+   * and within budget: a fragment arriving after the spill, typically the one a repair pass resends), tag
+   * bytes to memory. */
+  function placeSpilled(c: number, e: Entry, off: number, bytes: Uint8Array, late = false): void {
     const len = plainLength(c);
     if (off < len) {
       const ct = bytes.subarray(0, Math.min(bytes.length, len - off));
-      io(c, 'spill', ct.length, () => partial.writeAt(c * chunkSize + off, ct));
+      if (late && e.lateBytes + ct.length <= MAX_LATE_PER_CHUNK && lateTotal + ct.length <= MAX_LATE_TOTAL) {
+        (e.late ??= []).push([off, Buffer.from(ct)]);
+        e.lateBytes += ct.length;
+        lateTotal += ct.length;
+      } else {
+        io(c, 'spill', ct.length, () => partial.writeAt(c * chunkSize + off, ct));
+      }
     }
     const tagFrom = Math.max(off, len);
     if (off + bytes.length > len) e.tag!.set(bytes.subarray(tagFrom - off), tagFrom - len);
@@ -424,19 +449,20 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       mem.delete(c);
       spilled.delete(c);
       if (e.buf) releaseBuffer(e);
+      forgetLate(e);
       e = undefined;
     }
     if (!e) {
       if (mem.size >= maxMem) spillOldest();
       const backing = takeBuffer();
-      e = { epoch: d.epoch, count: d.fragments, got: new Uint8Array(d.fragments), gotCount: 0, buf: backing.subarray(0, sealedLen), backing, tag: null };
+      e = { epoch: d.epoch, count: d.fragments, got: new Uint8Array(d.fragments), gotCount: 0, buf: backing.subarray(0, sealedLen), backing, tag: null, late: null, lateBytes: 0 };
       mem.set(c, e);
     }
     if (e.got[d.fragment] === 1) { stats.duplicates++; return; }
     e.got[d.fragment] = 1;
     e.gotCount++;
     if (e.buf) e.buf.set(d.payload, span.offset);
-    else placeSpilled(c, e, span.offset, d.payload);
+    else placeSpilled(c, e, span.offset, d.payload, true);
     if (e.gotCount === e.count) complete(c, e);
   }
 
@@ -526,6 +552,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       if (fh) await (await fh.catch(() => null))?.close();
       mem.clear();
       spilled.clear();
+      lateTotal = 0;
       pool.length = 0;
       pieceBufs.clear();
       piecePool.length = 0;

@@ -201,15 +201,24 @@ class PartialFileImpl implements PartialFile {
     if (this.#bits.has(i)) return true;
     if (bytes) {
       if (bytes.length !== pieceRange(this.manifest, i).length || sha256(bytes) !== this.manifest.pieces[i]) return false;
-    } else if (!(await this.#checkOnDisk(i))) return false;
+    } else {
+      // The bytes read back also feed the running hash, so they are not read a second time for it.
+      const read = await this.#readPiece(i);
+      if (!read || sha256(read) !== this.manifest.pieces[i]) return false;
+      const marked = this.#mark(i);
+      this.#feed(i, read, true);
+      await marked;
+      return true;
+    }
     const marked = this.#mark(i); // sets the bit synchronously, which the running hash's catch-up looks at
     this.#feed(i, bytes);
     await marked;
     return true;
   }
 
-  /** Advances the running whole-file hash with verified piece `i` (its bytes when the caller has them). */
-  #feed(i: number, bytes: Uint8Array | undefined): void {
+  /** Advances the running whole-file hash with verified piece `i` (its bytes when the caller has them;
+   * `owned`: they are ours to keep, no copy needed). */
+  #feed(i: number, bytes: Uint8Array | undefined, owned = false): void {
     if (i < this.#hashed) return;
     if (i === this.#hashed && bytes && !this.#catchingUp) {
       // In order: hash the caller's bytes now, no copy, then whatever waited in memory behind them.
@@ -217,7 +226,7 @@ class PartialFileImpl implements PartialFile {
       this.#hashed++;
       this.#drainAhead();
     } else if (bytes && !this.#ahead.has(i) && this.#aheadBytes + bytes.length <= AHEAD_BUDGET_BYTES) {
-      this.#ahead.set(i, Buffer.from(bytes));
+      this.#ahead.set(i, owned ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length) : Buffer.from(bytes));
       this.#aheadBytes += bytes.length;
     }
     this.#startCatchUp();
