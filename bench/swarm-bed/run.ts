@@ -180,20 +180,22 @@ function cpuTicks(): { busy: number; softirq: number; total: number } {
 
 /** CPU seconds (user + system) used so far by the processes under `roots` (less noisy than wall time on a
  * shared host: what Shoal itself spent). */
-function treeCpuSeconds(roots: ChildProcess[]): number {
-  let ticks = 0;
+function treeCpuSeconds(roots: ChildProcess[]): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
   for (const r of roots) {
     if (!r.pid) continue;
     for (const pid of tree(r.pid)) {
       try {
         const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-        ticks += Number(f[11]) + Number(f[12]);
+        user += Number(f[11]);
+        sys += Number(f[12]);
       } catch {
         // gone already
       }
     }
   }
-  return ticks / 100;
+  return { user: user / 100, sys: sys / 100 };
 }
 
 /** Cores in use between two cpuTicks() readings (the whole host: every tenant and the kernel's bridging). */
@@ -305,7 +307,9 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
     }
     const seconds = doneAt.size === N ? Math.max(...doneAt.values()) : NaN;
     const cores = coresBetween(c0, cpuTicks());
-    const cpu = `CPU s: coordinator ${(treeCpuSeconds([coord]) - cpu0.coord).toFixed(1)}, agents ${(treeCpuSeconds(agents) - cpu0.agents).toFixed(1)}`;
+    const cpu1 = { coord: treeCpuSeconds([coord]), agents: treeCpuSeconds(agents) };
+    const us = (a: { user: number; sys: number }, b: { user: number; sys: number }) => `${(b.user - a.user).toFixed(1)} user + ${(b.sys - a.sys).toFixed(1)} sys`;
+    const cpu = `CPU s: coordinator ${us(cpu0.coord, cpu1.coord)}, agents ${us(cpu0.agents, cpu1.agents)}`;
     const tx1 = await Promise.all([bedS, ...Array.from({ length: N }, (_, i) => rns(i + 1))].map(txBytes));
     const sent = tx1.map((v, i) => v - tx0[i]);
     log(`per receiver (s): ${[...doneAt.entries()].sort((a, b) => a[0] - b[0]).map(([k, t]) => `r${k}=${t.toFixed(1)}`).join(' ')}`);
