@@ -3,15 +3,16 @@
  * `push GROUP FILE_OR_PATH` (deliver now, by multicast when several members are online), `transfers`
  * (multicast transfers per receiver), and `send PATH --to USER` (a 1:1 delivery).
  */
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
+import type { ApiClient } from '../../client/api-client.ts';
 import type { DeliveryInfo, MulticastTransfer, PendingEntry, Receiver } from '../../protocol/api.ts';
 import { ErrorCode, ShoalError, isShoalError } from '../../protocol/errors.ts';
 import type { CommandContext } from '../command-context.ts';
 import { resolveFile } from '../download.ts';
-import { createProgress, formatBytes, formatDate, type Output } from '../output.ts';
+import { statLocalFile, uploadWithProgress } from '../local-file.ts';
+import { formatBytes, formatDate, type Output } from '../output.ts';
 import { parseIntOption } from './parse.ts';
 
 type JsonOpt = { json?: boolean };
@@ -58,23 +59,22 @@ function receiving(r: Receiver): string {
 async function sharePath(ctx: CommandContext, out: Output, group: string, abs: string, size: number) {
   const s = await ctx.session();
   const name = path.basename(abs);
-  const progress = createProgress(out, `share ${name}`, size);
-  try {
-    return (
-      await s.api.upload(
-        'shareFile',
-        { params: { group }, query: { name } },
-        createReadStream(abs, { highWaterMark: 256 * 1024 }),
-        {
-          size,
-          signal: ctx.io.signal,
-          onProgress: (sent) => progress.update(sent),
-        },
-      )
-    ).file;
-  } finally {
-    progress.stop();
-  }
+  const res = await uploadWithProgress(out, `share ${name}`, abs, size, ctx.io.signal, (body, o) =>
+    s.api.upload('shareFile', { params: { group }, query: { name } }, body, o),
+  );
+  return res.file;
+}
+
+/**
+ * The catalogue file `ref` names: a local file at that path (relative to the working directory) is shared into
+ * `group` first; anything else is a catalogue id or name.
+ */
+async function fileOrPath(ctx: CommandContext, out: Output, api: ApiClient, group: string, ref: string) {
+  const abs = path.resolve(ctx.io.cwd ?? process.cwd(), ref);
+  const st = await stat(abs).catch(() => undefined);
+  return st?.isFile()
+    ? await sharePath(ctx, out, group, abs, st.size)
+    : await resolveFile(api, group, ref, ctx.io.signal);
 }
 
 /** One line per receiver of a transfer. */
@@ -209,11 +209,7 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
     .action(async (group: string, ref: string, opts: JsonOpt) => {
       const out = ctx.output(opts);
       const s = await ctx.session();
-      const abs = path.resolve(cwd(), ref);
-      const st = await stat(abs).catch(() => undefined);
-      const file = st?.isFile()
-        ? await sharePath(ctx, out, group, abs, st.size)
-        : await resolveFile(s.api, group, ref, ctx.io.signal);
+      const file = await fileOrPath(ctx, out, s.api, group, ref);
       const res = await s.api.call(
         'addPending',
         { params: { group }, body: { fileId: file.id } },
@@ -299,11 +295,7 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
         if (opts.rate !== undefined && opts.minRate !== undefined && opts.minRate > opts.rate)
           throw new ShoalError(ErrorCode.BAD_REQUEST, '--min-rate is above --rate');
         const s = await ctx.session();
-        const abs = path.resolve(cwd(), ref);
-        const st = await stat(abs).catch(() => undefined);
-        const file = st?.isFile()
-          ? await sharePath(ctx, out, group, abs, st.size)
-          : await resolveFile(s.api, group, ref, ctx.io.signal);
+        const file = await fileOrPath(ctx, out, s.api, group, ref);
         const res = await s.api.call(
           'pushFile',
           { params: { group }, body: { fileId: file.id, rateMbit: opts.rate, minRateMbit: opts.minRate } },
@@ -430,28 +422,12 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
     .option('--json', 'print JSON')
     .action(async (filePath: string, opts: JsonOpt & { to: string; name?: string; wait?: boolean }) => {
       const out = ctx.output(opts);
-      const abs = path.resolve(cwd(), filePath);
-      const st = await stat(abs).catch(() => undefined);
-      if (!st) throw new ShoalError(ErrorCode.NOT_FOUND, `no such file: ${filePath}`);
-      if (!st.isFile()) throw new ShoalError(ErrorCode.BAD_REQUEST, `not a regular file: ${filePath}`);
+      const { abs, size } = await statLocalFile(cwd(), filePath);
       const name = opts.name ?? path.basename(abs);
       const s = await ctx.session();
-      const progress = createProgress(out, `send ${name}`, st.size);
-      let res;
-      try {
-        res = await s.api.upload(
-          'sendDirect',
-          { query: { to: opts.to, name } },
-          createReadStream(abs, { highWaterMark: 256 * 1024 }),
-          {
-            size: st.size,
-            signal: ctx.io.signal,
-            onProgress: (sent) => progress.update(sent),
-          },
-        );
-      } finally {
-        progress.stop();
-      }
+      const res = await uploadWithProgress(out, `send ${name}`, abs, size, ctx.io.signal, (body, o) =>
+        s.api.upload('sendDirect', { query: { to: opts.to, name } }, body, o),
+      );
       let delivery = res.delivery;
       if (opts.wait) {
         // Bounded by the user's patience: Ctrl-C aborts the signal.

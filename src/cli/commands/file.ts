@@ -1,12 +1,11 @@
 /** File commands: `file share|list|unshare|download`. */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import type { CatalogueFile } from '../../protocol/api.ts';
 import type { CommandContext } from '../command-context.ts';
 import { downloadToDir, resolveFile } from '../download.ts';
+import { statLocalFile, uploadWithProgress } from '../local-file.ts';
 import { createProgress, formatBytes, formatDate } from '../output.ts';
 import { parseSinceOption, parseSizeOption } from './parse.ts';
 
@@ -35,28 +34,16 @@ export function registerFileCommands(program: Command, ctx: CommandContext): voi
     .option('--json', 'print JSON')
     .action(async (group: string, filePath: string, opts: JsonOpt & { name?: string }) => {
       const out = ctx.output(opts);
-      const abs = path.resolve(cwd(), filePath);
-      const st = await stat(abs).catch(() => undefined);
-      if (!st) throw new ShoalError(ErrorCode.NOT_FOUND, `no such file: ${filePath}`);
-      if (!st.isFile()) throw new ShoalError(ErrorCode.BAD_REQUEST, `not a regular file: ${filePath}`);
+      const { abs, size } = await statLocalFile(cwd(), filePath);
       const name = opts.name ?? path.basename(abs);
       const s = await ctx.session();
-      const progress = createProgress(out, `share ${name}`, st.size);
-      try {
-        const res = await s.api.upload(
-          'shareFile',
-          { params: { group }, query: { name } },
-          createReadStream(abs, { highWaterMark: 256 * 1024 }),
-          { size: st.size, signal: ctx.io.signal, onProgress: (sent) => progress.update(sent) },
-        );
-        progress.stop();
-        out.result(res, () => {
-          out.line(`Shared ${res.file.name} in ${group}: ${formatBytes(res.file.size)}, id ${res.file.id}`);
-          out.line(`SHA-256 ${res.file.sha256}`);
-        });
-      } finally {
-        progress.stop();
-      }
+      const res = await uploadWithProgress(out, `share ${name}`, abs, size, ctx.io.signal, (body, o) =>
+        s.api.upload('shareFile', { params: { group }, query: { name } }, body, o),
+      );
+      out.result(res, () => {
+        out.line(`Shared ${res.file.name} in ${group}: ${formatBytes(res.file.size)}, id ${res.file.id}`);
+        out.line(`SHA-256 ${res.file.sha256}`);
+      });
     });
 
   file
