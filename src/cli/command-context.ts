@@ -2,6 +2,7 @@
  * What every command handler gets from `main`: the io, an Output bound to its `--json` flag, and the saved
  * session (opened on demand and closed by `main` when the command ends).
  */
+import type { Command } from 'commander';
 import { createOutput, type CliIo, type Output } from './output.ts';
 import { openSession, type Session } from './session.ts';
 
@@ -46,4 +47,27 @@ export function createCommandContext(
     },
   };
   return ctx;
+}
+
+/** What a `sessionAction` handler gets: the Output bound to `--json` and the saved session. */
+export interface SessionRun {
+  out: Output;
+  s: Session;
+}
+
+/**
+ * Adds `--json` to `cmd` (after its other options) and an action that opens the command's Output, then the
+ * saved session, before calling `fn` with the positional arguments `A` and the options `O`.
+ */
+export function sessionAction<
+  A extends (string | undefined)[],
+  O extends { json?: boolean } = { json?: boolean },
+>(ctx: CommandContext, cmd: Command, fn: (run: SessionRun, args: A, opts: O) => Promise<void>): Command {
+  return cmd.option('--json', 'print JSON').action(async (...argv: unknown[]) => {
+    // commander passes the positional arguments, then the options, then the Command itself.
+    const opts = argv[argv.length - 2] as O;
+    const out = ctx.output(opts);
+    const s = await ctx.session();
+    await fn({ out, s }, argv.slice(0, -2) as A, opts);
+  });
 }

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import type { Group, JoinRequest } from '../../protocol/api.ts';
-import type { CommandContext } from '../command-context.ts';
+import { sessionAction, type CommandContext } from '../command-context.ts';
 import { formatDate, type Output } from '../output.ts';
 
 type JsonOpt = { json?: boolean };
@@ -51,15 +51,14 @@ export function registerGroupCommands(program: Command, ctx: CommandContext): vo
   const group = program.command('group').description('groups, members and join requests');
   const signal = () => ({ signal: ctx.io.signal });
 
-  group
-    .command('create')
-    .description('create a group (admin); you own it')
-    .argument('<name>')
-    .option('--multicast <addr[:port]>', 'its multicast address and port (else taken from the pool)')
-    .option('--json', 'print JSON')
-    .action(async (name: string, opts: JsonOpt & { multicast?: string }) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string], JsonOpt & { multicast?: string }>(
+    ctx,
+    group
+      .command('create')
+      .description('create a group (admin); you own it')
+      .argument('<name>')
+      .option('--multicast <addr[:port]>', 'its multicast address and port (else taken from the pool)'),
+    async ({ out, s }, [name], opts) => {
       const body = { name, ...(opts.multicast ? parseMulticast(opts.multicast) : {}) };
       const res = await s.api.call('createGroup', { body }, signal());
       out.result(res, () =>
@@ -67,39 +66,30 @@ export function registerGroupCommands(program: Command, ctx: CommandContext): vo
           `Created group ${res.group.name} (multicast ${res.group.multicastAddress}:${res.group.multicastPort}).`,
         ),
       );
-    });
+    },
+  );
 
-  group
-    .command('delete')
-    .description('delete a group (owner or admin); its deliveries are cancelled')
-    .argument('<name>')
-    .option('--json', 'print JSON')
-    .action(async (name: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string]>(
+    ctx,
+    group
+      .command('delete')
+      .description('delete a group (owner or admin); its deliveries are cancelled')
+      .argument('<name>'),
+    async ({ out, s }, [name]) => {
       await s.api.call('deleteGroup', { params: { group: name } }, signal());
       out.result({ deleted: name }, () => out.line(`Deleted group ${name}.`));
-    });
+    },
+  );
 
-  group
-    .command('list')
-    .description('list all groups')
-    .option('--json', 'print JSON')
-    .action(async (opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
-      const res = await s.api.call('listGroups', {}, signal());
-      out.result(res, () => groupTable(out, res.groups));
-    });
+  sessionAction<[]>(ctx, group.command('list').description('list all groups'), async ({ out, s }) => {
+    const res = await s.api.call('listGroups', {}, signal());
+    out.result(res, () => groupTable(out, res.groups));
+  });
 
-  group
-    .command('show')
-    .description('show one group')
-    .argument('<name>')
-    .option('--json', 'print JSON')
-    .action(async (name: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string]>(
+    ctx,
+    group.command('show').description('show one group').argument('<name>'),
+    async ({ out, s }, [name]) => {
       const { group: g } = await s.api.call('getGroup', { params: { group: name } }, signal());
       out.result({ group: g }, () => {
         out.line(`Group:      ${g.name}`);
@@ -110,16 +100,13 @@ export function registerGroupCommands(program: Command, ctx: CommandContext): vo
           `My role:    ${g.myRole ?? 'not a member'}${g.myRequest ? ` (request ${g.myRequest})` : ''}`,
         );
       });
-    });
+    },
+  );
 
-  group
-    .command('members')
-    .description("list a group's members")
-    .argument('<name>')
-    .option('--json', 'print JSON')
-    .action(async (name: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string]>(
+    ctx,
+    group.command('members').description("list a group's members").argument('<name>'),
+    async ({ out, s }, [name]) => {
       const res = await s.api.call('listMembers', { params: { group: name } }, signal());
       out.result(res, () =>
         out.table(
@@ -127,47 +114,44 @@ export function registerGroupCommands(program: Command, ctx: CommandContext): vo
           res.members.map((m) => [m.username, m.role, formatDate(m.joinedAt)]),
         ),
       );
-    });
+    },
+  );
 
-  group
-    .command('add')
-    .description('add a member (owner or admin)')
-    .argument('<name>')
-    .argument('<user>')
-    .option('--owner', 'as an owner')
-    .option('--json', 'print JSON')
-    .action(async (name: string, username: string, opts: JsonOpt & { owner?: boolean }) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string, string], JsonOpt & { owner?: boolean }>(
+    ctx,
+    group
+      .command('add')
+      .description('add a member (owner or admin)')
+      .argument('<name>')
+      .argument('<user>')
+      .option('--owner', 'as an owner'),
+    async ({ out, s }, [name, username], opts) => {
       const res = await s.api.call(
         'addMember',
         { params: { group: name, username }, body: opts.owner ? { role: 'owner' } : {} },
         signal(),
       );
       out.result(res, () => out.line(`Added ${res.member.username} to ${name} as ${res.member.role}.`));
-    });
+    },
+  );
 
-  group
-    .command('remove')
-    .description('remove a member (owner or admin); takes effect at once')
-    .argument('<name>')
-    .argument('<user>')
-    .option('--json', 'print JSON')
-    .action(async (name: string, username: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string, string]>(
+    ctx,
+    group
+      .command('remove')
+      .description('remove a member (owner or admin); takes effect at once')
+      .argument('<name>')
+      .argument('<user>'),
+    async ({ out, s }, [name, username]) => {
       await s.api.call('removeMember', { params: { group: name, username } }, signal());
       out.result({ removed: username, group: name }, () => out.line(`Removed ${username} from ${name}.`));
-    });
+    },
+  );
 
-  group
-    .command('join')
-    .description('ask to join a group; an owner or admin decides')
-    .argument('<name>')
-    .option('--json', 'print JSON')
-    .action(async (name: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string]>(
+    ctx,
+    group.command('join').description('ask to join a group; an owner or admin decides').argument('<name>'),
+    async ({ out, s }, [name]) => {
       const res = await s.api.call('joinGroup', { params: { group: name } }, signal());
       out.result(res, () =>
         out.line(
@@ -176,74 +160,63 @@ export function registerGroupCommands(program: Command, ctx: CommandContext): vo
             : `Join request for ${name}: ${res.request.state}.`,
         ),
       );
-    });
+    },
+  );
 
-  group
-    .command('leave')
-    .description('leave a group')
-    .argument('<name>')
-    .option('--json', 'print JSON')
-    .action(async (name: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string]>(
+    ctx,
+    group.command('leave').description('leave a group').argument('<name>'),
+    async ({ out, s }, [name]) => {
       await s.api.call('leaveGroup', { params: { group: name } }, signal());
       out.result({ left: name }, () => out.line(`Left ${name}.`));
-    });
+    },
+  );
 
-  group
-    .command('mine')
-    .description('the groups I belong to')
-    .option('--json', 'print JSON')
-    .action(async (opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
-      const res = await s.api.call('myGroups', {}, signal());
-      out.result(res, () => groupTable(out, res.groups));
-    });
+  sessionAction<[]>(ctx, group.command('mine').description('the groups I belong to'), async ({ out, s }) => {
+    const res = await s.api.call('myGroups', {}, signal());
+    out.result(res, () => groupTable(out, res.groups));
+  });
 
-  group
-    .command('of')
-    .description("a user's groups (admin)")
-    .argument('<user>')
-    .option('--json', 'print JSON')
-    .action(async (username: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string]>(
+    ctx,
+    group.command('of').description("a user's groups (admin)").argument('<user>'),
+    async ({ out, s }, [username]) => {
       const res = await s.api.call('userGroups', { params: { username } }, signal());
       out.result(res, () => groupTable(out, res.groups));
-    });
+    },
+  );
 
-  group
-    .command('requests')
-    .description('pending join requests of the groups I own (all groups for an admin)')
-    .argument('[name]', 'only this group')
-    .option('--mine', 'my own join requests instead')
-    .option('--json', 'print JSON')
-    .action(async (name: string | undefined, opts: JsonOpt & { mine?: boolean }) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string | undefined], JsonOpt & { mine?: boolean }>(
+    ctx,
+    group
+      .command('requests')
+      .description('pending join requests of the groups I own (all groups for an admin)')
+      .argument('[name]', 'only this group')
+      .option('--mine', 'my own join requests instead'),
+    async ({ out, s }, [name], opts) => {
       const res = opts.mine
         ? await s.api.call('myRequests', {}, signal())
         : await s.api.call('listRequests', { query: { group: name } }, signal());
       const requests = name ? res.requests.filter((r) => r.group === name) : res.requests;
       out.result({ requests }, () => requestTable(out, requests));
-    });
+    },
+  );
 
   for (const [verb, route, past] of [
     ['approve', 'approveRequest', 'Approved'],
     ['deny', 'denyRequest', 'Denied'],
   ] as const) {
-    group
-      .command(verb)
-      .description(`${verb} a join request (owner or admin)`)
-      .argument('<name>')
-      .argument('<user>')
-      .option('--json', 'print JSON')
-      .action(async (name: string, username: string, opts: JsonOpt) => {
-        const out = ctx.output(opts);
-        const s = await ctx.session();
+    sessionAction<[string, string]>(
+      ctx,
+      group
+        .command(verb)
+        .description(`${verb} a join request (owner or admin)`)
+        .argument('<name>')
+        .argument('<user>'),
+      async ({ out, s }, [name, username]) => {
         const res = await s.api.call(route, { params: { group: name, username } }, signal());
         out.result(res, () => out.line(`${past} ${username}'s request to join ${name}.`));
-      });
+      },
+    );
   }
 }
