@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { ErrorCode, isShoalError } from '../../protocol/errors.ts';
 import type { User } from '../../protocol/api.ts';
-import type { CommandContext } from '../command-context.ts';
+import { sessionAction, type CommandContext } from '../command-context.ts';
 import { configHome, loadConfig, saveConfig } from '../config.ts';
 import type { Output } from '../output.ts';
 import { readPassword } from '../password.ts';
@@ -49,31 +49,36 @@ async function doLogin(
   return res;
 }
 
-export function registerAuthCommands(program: Command, ctx: CommandContext): void {
-  program
-    .command('register')
-    .description('create an account on a coordinator, then log in')
+/** Adds what `register` and `login` both take: the coordinator URL, the user, the fingerprint, --password-stdin. */
+function loginArguments(cmd: Command, userHelp: string): Command {
+  return cmd
     .argument('<url>', 'coordinator URL, https://host:port')
-    .requiredOption('-u, --user <name>', 'the username to create')
+    .requiredOption('-u, --user <name>', userHelp)
     .option(
       '--fingerprint <sha256>',
       'the SHA-256 fingerprint of the coordinator certificate (else trusted on first use)',
     )
-    .option('--password-stdin', 'read the password from the first line of stdin')
+    .option('--password-stdin', 'read the password from the first line of stdin');
+}
+
+/** Trusts the coordinator at `rawUrl` (by --fingerprint or on first use); the config it was checked against. */
+async function trustCoordinator(ctx: CommandContext, out: Output, rawUrl: string, opts: LoginOpts) {
+  const home = configHome(ctx.io.env);
+  const config = await loadConfig(home);
+  const trusted = await trustServer(out, home, config, rawUrl, opts.fingerprint, ctx.io.signal);
+  return { home, config, ...trusted };
+}
+
+export function registerAuthCommands(program: Command, ctx: CommandContext): void {
+  loginArguments(
+    program.command('register').description('create an account on a coordinator, then log in'),
+    'the username to create',
+  )
     .option('--no-login', 'only create the account')
     .option('--json', 'print JSON')
     .action(async (rawUrl: string, opts: LoginOpts) => {
       const out = ctx.output(opts);
-      const home = configHome(ctx.io.env);
-      const config = await loadConfig(home);
-      const { url, fingerprint } = await trustServer(
-        out,
-        home,
-        config,
-        rawUrl,
-        opts.fingerprint,
-        ctx.io.signal,
-      );
+      const { home, config, url, fingerprint } = await trustCoordinator(ctx, out, rawUrl, opts);
       const password = await readPassword(ctx.io, {
         fromStdin: opts.passwordStdin,
         prompt: `New password for ${opts.user}: `,
@@ -100,29 +105,14 @@ export function registerAuthCommands(program: Command, ctx: CommandContext): voi
       );
     });
 
-  program
-    .command('login')
-    .description('log in to a coordinator and save the session')
-    .argument('<url>', 'coordinator URL, https://host:port')
-    .requiredOption('-u, --user <name>', 'username')
-    .option(
-      '--fingerprint <sha256>',
-      'the SHA-256 fingerprint of the coordinator certificate (else trusted on first use)',
-    )
-    .option('--password-stdin', 'read the password from the first line of stdin')
+  loginArguments(
+    program.command('login').description('log in to a coordinator and save the session'),
+    'username',
+  )
     .option('--json', 'print JSON')
     .action(async (rawUrl: string, opts: LoginOpts) => {
       const out = ctx.output(opts);
-      const home = configHome(ctx.io.env);
-      const config = await loadConfig(home);
-      const { url, fingerprint } = await trustServer(
-        out,
-        home,
-        config,
-        rawUrl,
-        opts.fingerprint,
-        ctx.io.signal,
-      );
+      const { url, fingerprint } = await trustCoordinator(ctx, out, rawUrl, opts);
       const password = await readPassword(ctx.io, {
         fromStdin: opts.passwordStdin,
         prompt: `Password for ${opts.user}: `,
@@ -164,16 +154,14 @@ export function registerAuthCommands(program: Command, ctx: CommandContext): voi
       );
     });
 
-  program
-    .command('whoami')
-    .description('show the logged-in user')
-    .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[]>(
+    ctx,
+    program.command('whoami').description('show the logged-in user'),
+    async ({ out, s }) => {
       const { user } = await s.api.call('whoami', {}, { signal: ctx.io.signal });
       out.result({ user, url: s.url, fingerprint: s.fingerprint }, () => {
         out.line(`${describeUser(user)} on ${s.url}`);
       });
-    });
+    },
+  );
 }
