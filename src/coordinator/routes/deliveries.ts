@@ -2,11 +2,9 @@
  * Deliveries over REST: a group's pending list (add, list, send now, cancel), 1:1 sends (upload then
  * deliver to one user), one delivery's status, and a file's holders with a fresh piece ticket.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
 import type { DeliveryInfo, MulticastTransfer } from '../../protocol/api.ts';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
-import { Limits } from '../../protocol/limits.ts';
 import type { DeliveryRow, UserRow } from '../../store/store.ts';
 import type { CoordinatorContext } from '../context.ts';
 import { defineRoute } from '../define-route.ts';
@@ -14,6 +12,7 @@ import type { DeliveryService, PendingEntry } from '../deliveries/delivery-servi
 import type { MulticastService, TransferView } from '../deliveries/multicast-service.ts';
 import { checkFileName, fileType } from '../file-name.ts';
 import { createNameCache, fileView } from '../views.ts';
+import { ensureBlobRow, registerRawBodyRoutes, withUploadedBlob } from './uploaded-blob.ts';
 
 async function deliveryInfo(
   ctx: CoordinatorContext,
@@ -200,53 +199,14 @@ export function registerDeliveryRoutes(
   });
 
   // The 1:1 upload takes raw bytes, in its own encapsulated context like the share route.
-  app.register(async (upload) => {
-    upload.removeAllContentTypeParsers();
-    upload.addContentTypeParser(
-      '*',
-      (_req: FastifyRequest, payload: Readable, done: (err: Error | null, body?: unknown) => void) =>
-        done(null, payload),
-    );
+  registerRawBodyRoutes(app, (upload) => {
     defineRoute(upload, ctx, 'sendDirect', async ({ query, body, user, req }) => {
       const name = checkFileName(query.name);
       const to = await store.getUserByName(query.to);
       if (!to) throw new ShoalError(ErrorCode.USER_NOT_FOUND, `no user named ${query.to}`);
-      const declared = Number(req.headers['content-length']);
-      if (Number.isFinite(declared) && declared > Limits.uploadBytes) {
-        throw new ShoalError(
-          ErrorCode.PAYLOAD_TOO_LARGE,
-          `files larger than ${Limits.uploadBytes} bytes are refused`,
-        );
-      }
-      if (!body) throw new ShoalError(ErrorCode.BAD_REQUEST, 'the request body must be the file bytes');
-      const abort = new AbortController();
-      const onClose = () => {
-        if (!req.raw.complete) abort.abort();
-      };
-      req.raw.once('close', onClose);
-      let blob;
-      try {
-        blob = await ctx.blobs.ingest(body as Readable, {
-          pieceSize: ctx.options.pieceSize,
-          maxBytes: Limits.uploadBytes,
-          signal: abort.signal,
-        });
-      } finally {
-        req.raw.off('close', onClose);
-      }
-      try {
-        if (Number.isFinite(declared) && declared !== blob.size)
-          throw new ShoalError(ErrorCode.ABORTED, 'upload shorter than its Content-Length');
+      return withUploadedBlob(ctx, req, body, async (blob) => {
         const { f, blobRow } = await store.transaction(async (tx) => {
-          const known = await tx.getBlob(blob.sha256);
-          const row = known ?? {
-            sha256: blob.sha256,
-            size: blob.size,
-            pieceSize: blob.pieceSize,
-            pieces: blob.pieces,
-            createdAt: Date.now(),
-          };
-          if (!known) await tx.putBlob(row);
+          const row = await ensureBlobRow(tx, blob);
           const file = await tx.createFile({
             groupId: null,
             name,
@@ -271,9 +231,7 @@ export function registerDeliveryRoutes(
           delivery: await deliveryInfo(ctx, deliveries, d),
           file: await fileView(f, blobRow, '', createNameCache(store)),
         };
-      } finally {
-        blob.release();
-      }
+      });
     });
   });
 }

@@ -5,14 +5,13 @@
  */
 import { createReadStream } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
-import { Limits } from '../../protocol/limits.ts';
 import type { FileFilter, FileRow, GroupRow } from '../../store/store.ts';
 import type { CoordinatorContext } from '../context.ts';
 import { defineRoute, replied } from '../define-route.ts';
 import { checkFileName, fileType } from '../file-name.ts';
 import { createNameCache, fileView, manifestView } from '../views.ts';
+import { ensureBlobRow, registerRawBodyRoutes, withUploadedBlob } from './uploaded-blob.ts';
 
 /** Parses a single `bytes=` range against `size`; undefined = serve everything, null = unsatisfiable. */
 export function parseRange(header: string, size: number): { start: number; end: number } | undefined | null {
@@ -48,51 +47,12 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
   };
 
   // Uploads live in their own encapsulated context so only this route takes raw bodies.
-  app.register(async (upload) => {
-    upload.removeAllContentTypeParsers();
-    upload.addContentTypeParser(
-      '*',
-      (_req: FastifyRequest, payload: Readable, done: (err: Error | null, body?: unknown) => void) =>
-        done(null, payload),
-    );
+  registerRawBodyRoutes(app, (upload) => {
     defineRoute(upload, ctx, 'shareFile', async ({ group, query, body, user, req }) => {
       const name = checkFileName(query.name);
-      const declared = Number(req.headers['content-length']);
-      if (Number.isFinite(declared) && declared > Limits.uploadBytes) {
-        throw new ShoalError(
-          ErrorCode.PAYLOAD_TOO_LARGE,
-          `files larger than ${Limits.uploadBytes} bytes are refused`,
-        );
-      }
-      if (!body) throw new ShoalError(ErrorCode.BAD_REQUEST, 'the request body must be the file bytes');
-      const abort = new AbortController();
-      const onClose = () => {
-        if (!req.raw.complete) abort.abort();
-      };
-      req.raw.once('close', onClose);
-      let blob;
-      try {
-        blob = await blobs.ingest(body as Readable, {
-          pieceSize: ctx.options.pieceSize,
-          maxBytes: Limits.uploadBytes,
-          signal: abort.signal,
-        });
-      } finally {
-        req.raw.off('close', onClose);
-      }
-      try {
-        if (Number.isFinite(declared) && declared !== blob.size)
-          throw new ShoalError(ErrorCode.ABORTED, 'upload shorter than its Content-Length');
+      return withUploadedBlob(ctx, req, body, async (blob) => {
         const file = await store.transaction(async (tx) => {
-          const known = await tx.getBlob(blob.sha256);
-          if (!known)
-            await tx.putBlob({
-              sha256: blob.sha256,
-              size: blob.size,
-              pieceSize: blob.pieceSize,
-              pieces: blob.pieces,
-              createdAt: Date.now(),
-            });
+          const blobRow = await ensureBlobRow(tx, blob);
           const f = await tx.createFile({
             groupId: group.id,
             name,
@@ -110,23 +70,12 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
             target: name,
             detail: `${f.id} ${blob.sha256} ${blob.size}`,
           });
-          return {
-            f,
-            blobRow: known ?? {
-              sha256: blob.sha256,
-              size: blob.size,
-              pieceSize: blob.pieceSize,
-              pieces: blob.pieces,
-              createdAt: Date.now(),
-            },
-          };
+          return { f, blobRow };
         });
         events.publish({ type: 'catalogue-changed', group: group.name, fileId: file.f.id, change: 'shared' });
         ctx.logger.info('file shared', { group: group.name, fileId: file.f.id, size: blob.size });
         return { file: await fileView(file.f, file.blobRow, group.name, createNameCache(store)) };
-      } finally {
-        blob.release();
-      }
+      });
     });
   });
 
