@@ -517,6 +517,32 @@ export function createDeliveryService(
     }
   }
 
+  /**
+   * The live (not cancelled) delivery of a group file, created when there is none; `existing` tells which.
+   * FILE_NOT_FOUND when the file is not in that group.
+   */
+  async function groupDelivery(
+    groupId: string,
+    fileId: string,
+    createdBy: string,
+  ): Promise<{ d: DeliveryRow; existing: boolean }> {
+    const file = await store.getFile(fileId);
+    if (!file || file.groupId !== groupId)
+      throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId} in this group`);
+    const existing = (await store.listDeliveries({ groupId })).find(
+      (d) => d.fileId === fileId && !d.cancelled,
+    );
+    if (existing) return { d: existing, existing: true };
+    const d = await store.createDelivery({
+      fileId,
+      groupId,
+      targetUserId: null,
+      createdBy,
+      createdAt: Date.now(),
+    });
+    return { d, existing: false };
+  }
+
   async function newRecipient(deliveryId: string, userId: string): Promise<RecipientRow> {
     const row: RecipientRow = {
       deliveryId,
@@ -708,21 +734,7 @@ export function createDeliveryService(
     },
 
     async addPending(groupId, fileId, createdBy) {
-      const file = await store.getFile(fileId);
-      if (!file || file.groupId !== groupId)
-        throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId} in this group`);
-      const existing = (await store.listDeliveries({ groupId })).find(
-        (d) => d.fileId === fileId && !d.cancelled,
-      );
-      const d =
-        existing ??
-        (await store.createDelivery({
-          fileId,
-          groupId,
-          targetUserId: null,
-          createdBy,
-          createdAt: Date.now(),
-        }));
+      const { d, existing } = await groupDelivery(groupId, fileId, createdBy);
       const members = await store.listMembers(groupId);
       for (const m of members) {
         if (!(await store.getRecipient(d.id, m.userId))) await newRecipient(d.id, m.userId);
@@ -746,21 +758,7 @@ export function createDeliveryService(
     },
 
     async push(groupId, fileId, createdBy, opts = {}) {
-      const file = await store.getFile(fileId);
-      if (!file || file.groupId !== groupId)
-        throw new ShoalError(ErrorCode.FILE_NOT_FOUND, `no file ${fileId} in this group`);
-      const existing = (await store.listDeliveries({ groupId })).find(
-        (x) => x.fileId === fileId && !x.cancelled,
-      );
-      const d =
-        existing ??
-        (await store.createDelivery({
-          fileId,
-          groupId,
-          targetUserId: null,
-          createdBy,
-          createdAt: Date.now(),
-        }));
+      const { d, existing } = await groupDelivery(groupId, fileId, createdBy);
       const results: SendResult[] = [];
       const toSend: string[] = [];
       for (const m of await store.listMembers(groupId)) {
