@@ -3,9 +3,9 @@
  * (see exit-codes.ts) instead of exiting, so tests run commands in-process with their own io. Every failure
  * ends as one line on stderr (and a JSON error object on stdout with --json).
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ErrorCode, ShoalError, isShoalError } from '../protocol/errors.ts';
+import { packageVersion } from '../package-version.ts';
 import { createCommandContext, type CommandContext } from './command-context.ts';
 import { ExitCode, exitCodeFor } from './exit-codes.ts';
 import type { CliIo } from './output.ts';
@@ -41,26 +41,12 @@ export const commandFamilies: readonly CommandRegistrar[] = [
   registerDeliveryCommands,
 ];
 
-function readVersion(): string {
-  try {
-    return (
-      (
-        JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-          version?: string;
-        }
-      ).version ?? '0.0.0'
-    );
-  } catch {
-    return '0.0.0';
-  }
-}
-
 /** Builds the commander program for one invocation. */
 export function buildProgram(ctx: CommandContext, extra: readonly CommandRegistrar[] = []): Command {
   const program = new Command('shoal');
   program
     .description('Get files to groups of machines: securely, fast, unattended.')
-    .version(readVersion(), '-V, --version')
+    .version(packageVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => ctx.io.stdout.write(s),

@@ -3,7 +3,6 @@
  * and the built web UI. start() prepares the data directory (certificate, ticket key, blobs, leftover
  * uploads), migrates the store, creates the `admin` account on first start, and listens.
  */
-import { readFileSync } from 'node:fs';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -12,6 +11,7 @@ import { ErrorCode, ShoalError, isShoalError } from '../protocol/errors.ts';
 import { Limits } from '../protocol/limits.ts';
 import type { Store } from '../store/store.ts';
 import type { Logger } from '../logger.ts';
+import { packageVersion } from '../package-version.ts';
 import { hashPassword } from '../crypto/password.ts';
 import { createBlobStore } from './blob-store.ts';
 import {
@@ -57,17 +57,6 @@ export interface Coordinator {
 
 /** Default admin username, created on first start. */
 export const adminUsername = 'admin';
-
-function readVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
 
 function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
   return Object.freeze({
@@ -262,7 +251,7 @@ export function createCoordinator(
       }),
       ticketKeys,
       fingerprint: tls.fingerprint,
-      version: readVersion(),
+      version: packageVersion(),
       collectGarbage,
     };
     await collectGarbage();
