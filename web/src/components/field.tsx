@@ -79,3 +79,13 @@ export function ErrorNotice({ error }: { error: string | null | undefined }) {
     </p>
   );
 }
+
+/** A success message for a whole form or section, announced politely; nothing when empty. */
+export function OkNotice({ message }: { message: string | null | undefined }) {
+  if (!message) return null;
+  return (
+    <p className="notice notice-ok" role="status">
+      {message}
+    </p>
+  );
+}

@@ -4,7 +4,8 @@ import type { User } from '../../../src/protocol/api.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
-import { ErrorNotice, TextField } from '../components/field.tsx';
+import { ErrorNotice, TextField, OkNotice } from '../components/field.tsx';
+import { DataTable } from '../components/data-table.tsx';
 import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
 import { formatDate } from '../format.ts';
 import { useSession } from '../session.tsx';
@@ -33,48 +34,34 @@ export function AdminUsersPage() {
         <h2 id="users-title">All users</h2>
         <ErrorNotice error={error ?? (users.error ? errorMessage(users.error) : null)} />
         {users.data && (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">User</th>
-                  <th scope="col">Admin</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {users.data.users.map((u) => (
-                  <tr key={u.id}>
-                    <th scope="row">{u.username}</th>
-                    <td>{u.isAdmin ? 'yes' : 'no'}</td>
-                    <td>{formatDate(u.createdAt)}</td>
-                    <td className="row-actions">
-                      {u.username !== me?.username && (
-                        <>
-                          <button type="button" onClick={() => void setAdmin(u, !u.isAdmin)} aria-label={`${u.isAdmin ? 'Remove admin from' : 'Make admin'} ${u.username}`}>
-                            {u.isAdmin ? 'Remove admin' : 'Make admin'}
-                          </button>
-                          <ConfirmButton
-                            label="Delete"
-                            accessibleLabel={`Delete user ${u.username}`}
-                            question={`Delete the account ${u.username}? Their sessions end at once.`}
-                            confirmLabel="Delete user"
-                            onConfirm={async () => {
-                              await api.call('deleteUser', { params: { username: u.username } });
-                              users.reload();
-                            }}
-                          />
-                        </>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable columns={['User', 'Admin', 'Created', { srOnly: 'Actions' }]}>
+            {users.data.users.map((u) => (
+              <tr key={u.id}>
+                <th scope="row">{u.username}</th>
+                <td>{u.isAdmin ? 'yes' : 'no'}</td>
+                <td>{formatDate(u.createdAt)}</td>
+                <td className="row-actions">
+                  {u.username !== me?.username && (
+                    <>
+                      <button type="button" onClick={() => void setAdmin(u, !u.isAdmin)} aria-label={`${u.isAdmin ? 'Remove admin from' : 'Make admin'} ${u.username}`}>
+                        {u.isAdmin ? 'Remove admin' : 'Make admin'}
+                      </button>
+                      <ConfirmButton
+                        label="Delete"
+                        accessibleLabel={`Delete user ${u.username}`}
+                        question={`Delete the account ${u.username}? Their sessions end at once.`}
+                        confirmLabel="Delete user"
+                        onConfirm={async () => {
+                          await api.call('deleteUser', { params: { username: u.username } });
+                          users.reload();
+                        }}
+                      />
+                    </>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </DataTable>
         )}
       </section>
     </>
@@ -129,11 +116,7 @@ function CreateUserForm({ onCreated }: { onCreated: () => void }) {
         </div>
       </form>
       <ErrorNotice error={errors.form} />
-      {status && (
-        <p className="notice notice-ok" role="status">
-          {status}
-        </p>
-      )}
+      <OkNotice message={status} />
     </section>
   );
 }

@@ -8,6 +8,7 @@ import type { ShoalEvent } from '../../../src/protocol/events.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorCode, errorMessage } from '../api.ts';
 import { ErrorNotice } from '../components/field.tsx';
+import { DataTable } from '../components/data-table.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
 import { knownDirectDeliveries } from '../direct-deliveries.tsx';
 import { listPending, listReceivers, type PendingEntry } from '../delivery-routes.ts';
@@ -144,36 +145,20 @@ export function DashboardPage() {
           <ErrorNotice error={receivers.error ? errorMessage(receivers.error) : null} />
           {receivers.data && receivers.data.length === 0 && <p className="empty">No receiver is online.</p>}
           {receivers.data && receivers.data.length > 0 && (
-            <div className="table-wrap">
-              <table aria-label="Active receivers">
-                <thead>
-                  <tr>
-                    <th scope="col">Receiver</th>
-                    <th scope="col">User</th>
-                    <th scope="col">Address</th>
-                    <th scope="col">Since</th>
-                    <th scope="col">Receiving</th>
-                    <th scope="col">
-                      <span className="sr-only">Check</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {receivers.data.map((r) => (
-                    <tr key={r.agentId}>
-                      <th scope="row">{r.name}</th>
-                      <td>{r.username}</td>
-                      <td className="mono">{r.address}</td>
-                      <td>{formatDate(r.since)}</td>
-                      <td>{r.receiving?.length ? r.receiving.map((t) => t.fileName).join(', ') : '–'}</td>
-                      <td>
-                        <CheckButton agentId={r.agentId} name={r.name} />
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable columns={['Receiver', 'User', 'Address', 'Since', 'Receiving', { srOnly: 'Check' }]} label="Active receivers">
+              {receivers.data.map((r) => (
+                <tr key={r.agentId}>
+                  <th scope="row">{r.name}</th>
+                  <td>{r.username}</td>
+                  <td className="mono">{r.address}</td>
+                  <td>{formatDate(r.since)}</td>
+                  <td>{r.receiving?.length ? r.receiving.map((t) => t.fileName).join(', ') : '–'}</td>
+                  <td>
+                    <CheckButton agentId={r.agentId} name={r.name} />
+                  </td>
+                </tr>
+              ))}
+            </DataTable>
           )}
         </section>
 
@@ -206,34 +191,20 @@ export function DashboardPage() {
           <ErrorNotice error={outcomes.error ? errorMessage(outcomes.error) : null} />
           {outcomes.data && recent.length === 0 && <p className="empty">No delivery has finished yet.</p>}
           {recent.length > 0 && (
-            <div className="table-wrap">
-              <table aria-label="Recent deliveries and failures">
-                <thead>
-                  <tr>
-                    <th scope="col">File</th>
-                    <th scope="col">Group</th>
-                    <th scope="col">To</th>
-                    <th scope="col">Outcome</th>
-                    <th scope="col">When</th>
-                    <th scope="col">How / why</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {recent.map((o) => (
-                    <tr key={o.key}>
-                      <th scope="row" className="wrap">
-                        {o.file}
-                      </th>
-                      <td>{o.group ?? '1:1'}</td>
-                      <td>{o.username}</td>
-                      <td className={`state state-${o.state}`}>{o.state}</td>
-                      <td>{formatDate(o.at)}</td>
-                      <td className="wrap">{o.detail}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable columns={['File', 'Group', 'To', 'Outcome', 'When', 'How / why']} label="Recent deliveries and failures">
+              {recent.map((o) => (
+                <tr key={o.key}>
+                  <th scope="row" className="wrap">
+                    {o.file}
+                  </th>
+                  <td>{o.group ?? '1:1'}</td>
+                  <td>{o.username}</td>
+                  <td className={`state state-${o.state}`}>{o.state}</td>
+                  <td>{formatDate(o.at)}</td>
+                  <td className="wrap">{o.detail}</td>
+                </tr>
+              ))}
+            </DataTable>
           )}
         </section>
       </div>

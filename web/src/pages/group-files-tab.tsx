@@ -6,7 +6,8 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import type { CatalogueFile, FileQuery } from '../../../src/protocol/api.ts';
 import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
-import { ErrorNotice, SelectField, TextField } from '../components/field.tsx';
+import { ErrorNotice, SelectField, TextField, OkNotice } from '../components/field.tsx';
+import { DataTable } from '../components/data-table.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
 import { formatBytes, formatDate, parseSize } from '../format.ts';
 import { useLiveRefresh } from '../live.tsx';
@@ -94,32 +95,16 @@ export function FilesTab({ group, manage }: { group: string; manage: boolean }) 
         <p className="empty">{filtered ? 'No file matches these filters.' : 'No files shared yet.'}</p>
       )}
       {files.data && files.data.files.length > 0 && (
-        <div className="table-wrap">
-          <table aria-label="Files">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Size</th>
-                <th scope="col">Type</th>
-                <th scope="col">Shared by</th>
-                <th scope="col">Shared</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {files.data.files.map((f) => (
-                <FileRow
-                  key={f.id}
-                  file={f}
-                  canUnshare={manage || f.sharedBy === user?.username}
-                  onUnshared={files.reload}
-                />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={['Name', 'Size', 'Type', 'Shared by', 'Shared', { srOnly: 'Actions' }]} label="Files">
+          {files.data.files.map((f) => (
+            <FileRow
+              key={f.id}
+              file={f}
+              canUnshare={manage || f.sharedBy === user?.username}
+              onUnshared={files.reload}
+            />
+          ))}
+        </DataTable>
       )}
     </section>
   );
@@ -266,11 +251,7 @@ export function UploadForm({
           text={`${formatBytes(progress.done)} of ${formatBytes(progress.total)}`}
         />
       )}
-      {done && (
-        <p className="notice notice-ok" role="status">
-          {done}
-        </p>
-      )}
+      <OkNotice message={done} />
     </form>
   );
 }

@@ -3,6 +3,7 @@ import { useState, type FormEvent } from 'react';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
+import { DataTable } from '../components/data-table.tsx';
 import { ErrorNotice, SelectField, TextField } from '../components/field.tsx';
 import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
 import { formatDate } from '../format.ts';
@@ -25,45 +26,29 @@ export function MembersTab({ group, manage, onChange }: { group: string; manage:
       {manage && <AddMemberForm group={group} onAdded={changed} />}
       <ErrorNotice error={members.error ? errorMessage(members.error) : null} />
       {members.data && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Role</th>
-                <th scope="col">Joined</th>
-                {manage && (
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                )}
-              </tr>
-            </thead>
-            <tbody>
-              {members.data.members.map((m) => (
-                <tr key={m.username}>
-                  <th scope="row">{m.username}</th>
-                  <td>{m.role}</td>
-                  <td>{formatDate(m.joinedAt)}</td>
-                  {manage && (
-                    <td className="row-actions">
-                      <ConfirmButton
-                        label="Remove"
-                        accessibleLabel={`Remove ${m.username}`}
-                        question={`Remove ${m.username} from ${group}? They lose access at once.`}
-                        confirmLabel="Remove member"
-                        onConfirm={async () => {
-                          await api.call('removeMember', { params: { group, username: m.username } });
-                          changed();
-                        }}
-                      />
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={['User', 'Role', 'Joined', manage && { srOnly: 'Actions' }]}>
+          {members.data.members.map((m) => (
+            <tr key={m.username}>
+              <th scope="row">{m.username}</th>
+              <td>{m.role}</td>
+              <td>{formatDate(m.joinedAt)}</td>
+              {manage && (
+                <td className="row-actions">
+                  <ConfirmButton
+                    label="Remove"
+                    accessibleLabel={`Remove ${m.username}`}
+                    question={`Remove ${m.username} from ${group}? They lose access at once.`}
+                    confirmLabel="Remove member"
+                    onConfirm={async () => {
+                      await api.call('removeMember', { params: { group, username: m.username } });
+                      changed();
+                    }}
+                  />
+                </td>
+              )}
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );

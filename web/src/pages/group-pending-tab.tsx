@@ -4,7 +4,8 @@
  */
 import { useMemo, useState, type FormEvent } from 'react';
 import { errorMessage } from '../api.ts';
-import { ErrorNotice, SelectField } from '../components/field.tsx';
+import { ErrorNotice, SelectField, OkNotice } from '../components/field.tsx';
+import { DataTable } from '../components/data-table.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
 import { addPending, listPending, sendPending, type PendingEntry } from '../delivery-routes.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
@@ -127,11 +128,7 @@ function PendingActions({ group, onChange }: { group: string; onChange: () => vo
         </button>
       </div>
       <ErrorNotice error={error} />
-      {status && (
-        <p className="notice notice-ok" role="status">
-          {status}
-        </p>
-      )}
+      <OkNotice message={status} />
     </div>
   );
 }
@@ -165,68 +162,55 @@ export function PendingTable({ group, entries, onChange }: { group: string; entr
     return { files: [...files.values()], members: [...members].sort(), cell };
   }, [entries]);
   return (
-    <div className="table-wrap">
-      <table className="pending-table" aria-label="Pending files by member">
-        <thead>
-          <tr>
-            <th scope="col">File</th>
-            {members.map((m) => (
-              <th scope="col" key={m}>
-                {m}
-              </th>
-            ))}
-            <th scope="col">
-              <span className="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {files.map((f) => (
-            <tr key={f.deliveryId}>
-              <th scope="row" className="wrap">
-                {f.name} <span className="subtle">{formatBytes(f.size)}</span>
-              </th>
-              {members.map((m) => {
-                const e = cell.get(`${f.deliveryId}\u0000${m}`);
-                if (!e) return <td key={m} className="subtle">–</td>;
-                return (
-                  <td key={m} data-member={m} data-state={e.state} className={`state state-${e.state}`}>
-                    <span className="state-label">{e.state}</span>
-                    {e.state === 'receiving' && (
-                      <ProgressBar label={`${f.name} to ${m}`} done={e.bytes} total={e.size} text={`${formatBytes(e.bytes)} of ${formatBytes(e.size)} · ${formatRate(e.rate)}${e.transport ? ` · ${e.transport}` : ''}`} />
-                    )}
-                    {e.state === 'receiving' && e.loss != null && (
-                      <span className="state-detail">
-                        loss {(e.loss * 100).toFixed(1)} %{e.passes != null ? ` · ${e.passes} ${e.passes === 1 ? 'pass' : 'passes'}` : ''}
-                      </span>
-                    )}
-                    {e.state === 'delivered' && (
-                      <span className="state-detail">
-                        {formatDate(e.deliveredAt)}
-                        {e.transport ? ` · ${e.transport}` : ''}
-                        {e.record && e.record.how !== 'swarm' ? ` · ${formatBytes(e.record.multicastBytes)} multicast, ${formatBytes(e.record.fetchedBytes)} fetched` : ''}
-                      </span>
-                    )}
-                    {e.state === 'failed' && <span className="state-detail">{e.error ?? 'unknown reason'}</span>}
-                  </td>
-                );
-              })}
-              <td className="row-actions">
-                <ConfirmButton
-                  label="Remove"
-                  accessibleLabel={`Remove ${f.name} from the pending list`}
-                  question={`Remove “${f.name}” from the pending list? Receivers still fetching it stop.`}
-                  confirmLabel="Remove from pending"
-                  onConfirm={async () => {
-                    await api.call('cancelPending', { params: { group, deliveryId: f.deliveryId } });
-                    onChange();
-                  }}
-                />
+    <DataTable
+      columns={['File', ...members, { srOnly: 'Actions' }]}
+      className="pending-table"
+      label="Pending files by member"
+    >
+      {files.map((f) => (
+        <tr key={f.deliveryId}>
+          <th scope="row" className="wrap">
+            {f.name} <span className="subtle">{formatBytes(f.size)}</span>
+          </th>
+          {members.map((m) => {
+            const e = cell.get(`${f.deliveryId}\u0000${m}`);
+            if (!e) return <td key={m} className="subtle">–</td>;
+            return (
+              <td key={m} data-member={m} data-state={e.state} className={`state state-${e.state}`}>
+                <span className="state-label">{e.state}</span>
+                {e.state === 'receiving' && (
+                  <ProgressBar label={`${f.name} to ${m}`} done={e.bytes} total={e.size} text={`${formatBytes(e.bytes)} of ${formatBytes(e.size)} · ${formatRate(e.rate)}${e.transport ? ` · ${e.transport}` : ''}`} />
+                )}
+                {e.state === 'receiving' && e.loss != null && (
+                  <span className="state-detail">
+                    loss {(e.loss * 100).toFixed(1)} %{e.passes != null ? ` · ${e.passes} ${e.passes === 1 ? 'pass' : 'passes'}` : ''}
+                  </span>
+                )}
+                {e.state === 'delivered' && (
+                  <span className="state-detail">
+                    {formatDate(e.deliveredAt)}
+                    {e.transport ? ` · ${e.transport}` : ''}
+                    {e.record && e.record.how !== 'swarm' ? ` · ${formatBytes(e.record.multicastBytes)} multicast, ${formatBytes(e.record.fetchedBytes)} fetched` : ''}
+                  </span>
+                )}
+                {e.state === 'failed' && <span className="state-detail">{e.error ?? 'unknown reason'}</span>}
               </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+            );
+          })}
+          <td className="row-actions">
+            <ConfirmButton
+              label="Remove"
+              accessibleLabel={`Remove ${f.name} from the pending list`}
+              question={`Remove “${f.name}” from the pending list? Receivers still fetching it stop.`}
+              confirmLabel="Remove from pending"
+              onConfirm={async () => {
+                await api.call('cancelPending', { params: { group, deliveryId: f.deliveryId } });
+                onChange();
+              }}
+            />
+          </td>
+        </tr>
+      ))}
+    </DataTable>
   );
 }

@@ -1,7 +1,8 @@
 /** Pending join requests of a group: approve or deny (owners and admins). */
 import { useState } from 'react';
 import { errorMessage } from '../api.ts';
-import { ErrorNotice } from '../components/field.tsx';
+import { ErrorNotice, OkNotice } from '../components/field.tsx';
+import { DataTable } from '../components/data-table.tsx';
 import { formatDate } from '../format.ts';
 import { useLiveRefresh } from '../live.tsx';
 import { useSession } from '../session.tsx';
@@ -30,42 +31,25 @@ export function RequestsTab({ group, onChange }: { group: string; onChange: () =
     <section aria-labelledby="requests-title">
       <h2 id="requests-title">Join requests</h2>
       <ErrorNotice error={error ?? (requests.error ? errorMessage(requests.error) : null)} />
-      {done && (
-        <p className="notice notice-ok" role="status">
-          {done}
-        </p>
-      )}
+      <OkNotice message={done} />
       {requests.data && pending.length === 0 && <p className="empty">No pending requests.</p>}
       {pending.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Asked</th>
-                <th scope="col">
-                  <span className="sr-only">Decision</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {pending.map((r) => (
-                <tr key={r.username}>
-                  <th scope="row">{r.username}</th>
-                  <td>{formatDate(r.createdAt)}</td>
-                  <td className="row-actions">
-                    <button type="button" className="primary" aria-label={`Approve ${r.username}`} onClick={() => void decide(r.username, true)}>
-                      Approve
-                    </button>
-                    <button type="button" className="danger" aria-label={`Deny ${r.username}`} onClick={() => void decide(r.username, false)}>
-                      Deny
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={['User', 'Asked', { srOnly: 'Decision' }]}>
+          {pending.map((r) => (
+            <tr key={r.username}>
+              <th scope="row">{r.username}</th>
+              <td>{formatDate(r.createdAt)}</td>
+              <td className="row-actions">
+                <button type="button" className="primary" aria-label={`Approve ${r.username}`} onClick={() => void decide(r.username, true)}>
+                  Approve
+                </button>
+                <button type="button" className="danger" aria-label={`Deny ${r.username}`} onClick={() => void decide(r.username, false)}>
+                  Deny
+                </button>
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );

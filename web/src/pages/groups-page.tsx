@@ -4,7 +4,8 @@ import { Name, type Group } from '../../../src/protocol/api.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
-import { ErrorNotice, TextField } from '../components/field.tsx';
+import { ErrorNotice, TextField, OkNotice } from '../components/field.tsx';
+import { DataTable } from '../components/data-table.tsx';
 import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
 import { useLiveRefresh } from '../live.tsx';
 import { href } from '../router.ts';
@@ -25,26 +26,11 @@ export function GroupsPage() {
         <ErrorNotice error={groups.error ? errorMessage(groups.error) : null} />
         {groups.data && groups.data.groups.length === 0 && <p className="empty">No groups yet.</p>}
         {groups.data && groups.data.groups.length > 0 && (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Multicast</th>
-                  <th scope="col">Members</th>
-                  <th scope="col">My role</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {groups.data.groups.map((g) => (
-                  <GroupRow key={g.id} group={g} onDeleted={groups.reload} />
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable columns={['Name', 'Multicast', 'Members', 'My role', { srOnly: 'Actions' }]}>
+            {groups.data.groups.map((g) => (
+              <GroupRow key={g.id} group={g} onDeleted={groups.reload} />
+            ))}
+          </DataTable>
         )}
       </section>
     </>
@@ -170,11 +156,7 @@ function CreateGroupForm({ onCreated }: { onCreated: () => void }) {
         </div>
       </form>
       <ErrorNotice error={errors.form} />
-      {done && (
-        <p className="notice notice-ok" role="status">
-          {done}
-        </p>
-      )}
+      <OkNotice message={done} />
     </section>
   );
 }

@@ -8,6 +8,7 @@ import { useEffect } from 'react';
 import type { MulticastTransfer } from '../../../src/protocol/api.ts';
 import { errorMessage } from '../api.ts';
 import { ErrorNotice } from '../components/field.tsx';
+import { DataTable } from '../components/data-table.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
 import { formatBytes, formatDate } from '../format.ts';
 import { useLiveRefresh } from '../live.tsx';
@@ -64,42 +65,29 @@ export function MulticastTransfers() {
             {t.finishedAt ? ` · finished ${formatDate(t.finishedAt)}` : ''}
             {t.wireBytes !== null ? ` · ${formatBytes(t.wireBytes)} on the wire` : ''}
           </p>
-          <div className="table-wrap">
-            <table aria-label={`Receivers of ${t.fileName} by multicast`}>
-              <thead>
-                <tr>
-                  <th scope="col">Receiver</th>
-                  <th scope="col">Bytes</th>
-                  <th scope="col">Loss</th>
-                  <th scope="col">Passes</th>
-                  <th scope="col">State</th>
-                </tr>
-              </thead>
-              <tbody>
-                {t.receivers.map((r) => (
-                  <tr key={r.agentId} data-receiver={r.username} data-state={r.state}>
-                    <th scope="row">
-                      {r.name} <span className="subtle">({r.username})</span>
-                    </th>
-                    <td>
-                      <ProgressBar
-                        label={`${t.fileName} to ${r.name} by multicast`}
-                        done={r.bytes}
-                        total={t.size}
-                        text={`${formatBytes(r.bytes)} of ${formatBytes(t.size)}`}
-                      />
-                    </td>
-                    <td>{formatLoss(r.loss)}</td>
-                    <td>{r.passes}</td>
-                    <td className={`state state-${r.delivery ?? r.state}`}>
-                      {r.state}
-                      {r.delivery && r.delivery !== r.state ? ` · ${r.delivery}${r.transport ? ` via ${r.transport}` : ''}` : ''}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable columns={['Receiver', 'Bytes', 'Loss', 'Passes', 'State']} label={`Receivers of ${t.fileName} by multicast`}>
+            {t.receivers.map((r) => (
+              <tr key={r.agentId} data-receiver={r.username} data-state={r.state}>
+                <th scope="row">
+                  {r.name} <span className="subtle">({r.username})</span>
+                </th>
+                <td>
+                  <ProgressBar
+                    label={`${t.fileName} to ${r.name} by multicast`}
+                    done={r.bytes}
+                    total={t.size}
+                    text={`${formatBytes(r.bytes)} of ${formatBytes(t.size)}`}
+                  />
+                </td>
+                <td>{formatLoss(r.loss)}</td>
+                <td>{r.passes}</td>
+                <td className={`state state-${r.delivery ?? r.state}`}>
+                  {r.state}
+                  {r.delivery && r.delivery !== r.state ? ` · ${r.delivery}${r.transport ? ` via ${r.transport}` : ''}` : ''}
+                </td>
+              </tr>
+            ))}
+          </DataTable>
         </article>
       ))}
     </section>

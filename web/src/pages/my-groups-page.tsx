@@ -3,7 +3,8 @@ import { useState } from 'react';
 import type { Group } from '../../../src/protocol/api.ts';
 import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
-import { ErrorNotice } from '../components/field.tsx';
+import { ErrorNotice, OkNotice } from '../components/field.tsx';
+import { DataTable } from '../components/data-table.tsx';
 import { useLiveRefresh } from '../live.tsx';
 import { href } from '../router.ts';
 import { useSession } from '../session.tsx';
@@ -41,11 +42,7 @@ export function MyGroupsPage() {
     <>
       <h1>My groups</h1>
       <ErrorNotice error={error} />
-      {status && (
-        <p className="notice notice-ok" role="status">
-          {status}
-        </p>
-      )}
+      <OkNotice message={status} />
       <section aria-labelledby="mine-title">
         <h2 id="mine-title">Groups I belong to</h2>
         <ErrorNotice error={mine.error ? errorMessage(mine.error) : null} />
@@ -85,38 +82,24 @@ export function MyGroupsPage() {
         <ErrorNotice error={all.error ? errorMessage(all.error) : null} />
         {all.data && others.length === 0 && <p className="empty">No other groups.</p>}
         {others.length > 0 && (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Group</th>
-                  <th scope="col">Members</th>
-                  <th scope="col">My request</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {others.map((g) => (
-                  <tr key={g.id}>
-                    <th scope="row">{g.name}</th>
-                    <td>{g.memberCount}</td>
-                    <td data-request={g.myRequest ?? 'none'}>{g.myRequest ?? '–'}</td>
-                    <td className="row-actions">
-                      {g.myRequest === 'pending' ? (
-                        <span className="subtle">waiting for a decision</span>
-                      ) : (
-                        <button type="button" aria-label={`Request to join ${g.name}`} onClick={() => void join(g)}>
-                          {g.myRequest === 'denied' ? 'Ask again' : 'Request to join'}
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable columns={['Group', 'Members', 'My request', { srOnly: 'Actions' }]}>
+            {others.map((g) => (
+              <tr key={g.id}>
+                <th scope="row">{g.name}</th>
+                <td>{g.memberCount}</td>
+                <td data-request={g.myRequest ?? 'none'}>{g.myRequest ?? '–'}</td>
+                <td className="row-actions">
+                  {g.myRequest === 'pending' ? (
+                    <span className="subtle">waiting for a decision</span>
+                  ) : (
+                    <button type="button" aria-label={`Request to join ${g.name}`} onClick={() => void join(g)}>
+                      {g.myRequest === 'denied' ? 'Ask again' : 'Request to join'}
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </DataTable>
         )}
       </section>
     </>
