@@ -13,8 +13,18 @@ import { join } from 'node:path';
 process.env.SHOAL_PIECE_STREAM_RATE = String(256 * 1024);
 
 const { startTestCoordinator } = await import('../coordinator/harness.ts');
-const { makeGroup, makeUser, pendingList, randomFile, readReceived, sha256, share, waitDelivered, waitFor } =
-  await import('./helpers.ts');
+const {
+  addPending,
+  makeGroup,
+  makeUser,
+  pendingList,
+  randomFile,
+  readReceived,
+  sha256,
+  share,
+  waitDelivered,
+  waitFor,
+} = await import('./helpers.ts');
 const { startChild, killChild } = await import('./children.ts');
 type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 type Child = Awaited<ReturnType<typeof startChild>>;
@@ -56,11 +66,7 @@ describe('an agent killed mid-download', () => {
     children.push(first);
     const bytes = randomFile(48 * pieceSize + 1234);
     const fileId = await share(tc, 'farm', 'disk.img', bytes);
-    const add = await tc.client.call('POST', '/api/v1/groups/farm/pending', {
-      token: tc.adminToken,
-      json: { fileId },
-    });
-    assert.equal(add.status, 200);
+    await addPending(tc, 'farm', fileId);
     // Kill once a fair share of pieces is verified, and well before the end.
     const seen = await waitFor(
       'a third of the file received',

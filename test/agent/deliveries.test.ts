@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startTestCoordinator, type TestCoordinator } from '../coordinator/harness.ts';
 import {
   addMember,
+  addPending,
   makeGroup,
   makeUser,
   pendingList,
@@ -47,11 +48,7 @@ describe('deliveries to agents', () => {
     });
     const bytes = randomFile(700 * 1024 + 13);
     const fileId = await share(tc, 'lab', 'report.bin', bytes);
-    const add = await tc.client.call('POST', '/api/v1/groups/lab/pending', {
-      token: tc.adminToken,
-      json: { fileId },
-    });
-    assert.equal(add.status, 200);
+    await addPending(tc, 'lab', fileId);
     const row = await waitDelivered(tc, 'lab', 'alice', 'report.bin');
     assert.equal(row.transport, 'swarm');
     const got = await readReceived(join(alice.downloadDir, 'lab', 'report.bin'));

@@ -2,6 +2,7 @@
  * Helpers for agent tests: users, groups and shares over the real API of a test coordinator, agents on
  * 127.0.0.1 with their own temp directories, and bounded waiting on what a user would see.
  */
+import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -77,6 +78,16 @@ export async function share(
   });
   if (a.status !== 200) throw new Error(`share: ${a.status} ${JSON.stringify(a.body)}`);
   return (a.body as { file: { id: string } }).file.id;
+}
+
+/** Puts catalogue file `fileId` on `group`'s pending list (as admin), asserts the answer is 200 and returns the delivery id. */
+export async function addPending(tc: TestCoordinator, group: string, fileId: string): Promise<string> {
+  const a = await tc.client.call('POST', `/api/v1/groups/${group}/pending`, {
+    token: tc.adminToken,
+    json: { fileId },
+  });
+  assert.equal(a.status, 200);
+  return (a.body as { delivery: { id: string } }).delivery.id;
 }
 
 export interface PendingRow {

@@ -11,8 +11,18 @@ process.env.SHOAL_MULTICAST_INTERFACE = '127.0.0.1';
 process.env.SHOAL_MULTICAST_MAX_PASSES = '1';
 
 const { startTestCoordinator } = await import('../coordinator/harness.ts');
-const { makeGroup, makeUser, pendingList, randomFile, readReceived, sha256, share, startAgent, waitFor } =
-  await import('./helpers.ts');
+const {
+  addPending,
+  makeGroup,
+  makeUser,
+  pendingList,
+  randomFile,
+  readReceived,
+  sha256,
+  share,
+  startAgent,
+  waitFor,
+} = await import('./helpers.ts');
 const { loopbackMulticastProblem } = await import('../multicast/helpers.ts');
 type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 type TestAgent = Awaited<ReturnType<typeof startAgent>>;
@@ -51,11 +61,7 @@ describe('multicast repair through the swarm', () => {
     );
     const bytes = randomFile(4 * 1024 * 1024 + 77);
     const fileId = await share(tc, 'lab2', 'set.bin', bytes);
-    const add = await tc.client.call('POST', '/api/v1/groups/lab2/pending', {
-      token: tc.adminToken,
-      json: { fileId },
-    });
-    assert.equal(add.status, 200);
+    await addPending(tc, 'lab2', fileId);
     const rows = await waitFor(
       'delivered to both',
       async () => {

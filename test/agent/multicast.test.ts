@@ -11,8 +11,18 @@ process.env.SHOAL_MULTICAST_INTERFACE = '127.0.0.1';
 process.env.SHOAL_MULTICAST_RATE_MBIT = '200';
 
 const { startTestCoordinator } = await import('../coordinator/harness.ts');
-const { makeGroup, makeUser, pendingList, randomFile, readReceived, sha256, share, startAgent, waitFor } =
-  await import('./helpers.ts');
+const {
+  addPending,
+  makeGroup,
+  makeUser,
+  pendingList,
+  randomFile,
+  readReceived,
+  sha256,
+  share,
+  startAgent,
+  waitFor,
+} = await import('./helpers.ts');
 const { loopbackMulticastProblem } = await import('../multicast/helpers.ts');
 type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 type TestAgent = Awaited<ReturnType<typeof startAgent>>;
@@ -46,11 +56,7 @@ describe('multicast deliveries', () => {
     );
     const bytes = randomFile(6 * 1024 * 1024 + 333);
     const fileId = await share(tc, 'floor', 'release.tar', bytes);
-    const add = await tc.client.call('POST', '/api/v1/groups/floor/pending', {
-      token: tc.adminToken,
-      json: { fileId },
-    });
-    assert.equal(add.status, 200);
+    await addPending(tc, 'floor', fileId);
     const rows = await waitFor(
       'delivered to every member',
       async () => {
@@ -107,15 +113,7 @@ describe('multicast deliveries', () => {
     );
     const bytes = randomFile(2 * 1024 * 1024 + 5);
     const fileId = await share(tc, 'floor', 'patch.bin', bytes);
-    assert.equal(
-      (
-        await tc.client.call('POST', '/api/v1/groups/floor/pending', {
-          token: tc.adminToken,
-          json: { fileId },
-        })
-      ).status,
-      200,
-    );
+    await addPending(tc, 'floor', fileId);
     const all = [...names, 'pat'];
     const rows = await waitFor(
       'patch.bin delivered to every member',

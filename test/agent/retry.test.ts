@@ -14,6 +14,7 @@ process.env.SHOAL_PIECE_STREAM_RATE = String(128 * 1024);
 
 const { startTestCoordinator } = await import('../coordinator/harness.ts');
 const {
+  addPending,
   makeGroup,
   makeUser,
   pendingList,
@@ -53,15 +54,7 @@ describe('failures and withdrawals', () => {
     await writeFile(join(agent.downloadDir, 'yard'), 'in the way');
     const bytes = randomFile(pieceSize + 10);
     const fileId = await share(tc, 'yard', 'map.png', bytes);
-    assert.equal(
-      (
-        await tc.client.call('POST', '/api/v1/groups/yard/pending', {
-          token: tc.adminToken,
-          json: { fileId },
-        })
-      ).status,
-      200,
-    );
+    await addPending(tc, 'yard', fileId);
     const failed = await waitFor('a failed attempt', async () => {
       const row = (await pendingList(tc, 'yard')).find(
         (r) => r.username === 'rob' && r.fileName === 'map.png',
