@@ -11,20 +11,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { run, type CliIo } from '../../src/cli/main.ts';
-import { shoal, tempDir } from '../cli/cli-harness.ts';
+import { Capture, shoal, tempDir } from '../cli/cli-harness.ts';
 import { loopbackMulticastProblem } from '../multicast/helpers.ts';
 import { password, randomFile, readReceived, sha256, waitFor } from './helpers.ts';
 
 const adminPw = 'admin-password-for-transfers';
-
-class Capture {
-  text = '';
-  isTTY = false;
-  write(chunk: string): boolean {
-    this.text += chunk;
-    return true;
-  }
-}
 
 interface Server {
   url: string;

@@ -27,7 +27,8 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-class Capture {
+/** A stdout/stderr stand-in (not a TTY) that keeps everything written to it in `text`. */
+export class Capture {
   text = '';
   isTTY = false;
   write(chunk: string): boolean {
