@@ -9,7 +9,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { ApiClient } from '../../client/api-client.ts';
 import type { DeliveryInfo, MulticastTransfer, PendingEntry, Receiver } from '../../protocol/api.ts';
 import { ErrorCode, ShoalError, isShoalError } from '../../protocol/errors.ts';
-import type { CommandContext } from '../command-context.ts';
+import { sessionAction, type CommandContext } from '../command-context.ts';
 import { resolveFile } from '../download.ts';
 import { statLocalFile, uploadWithProgress } from '../local-file.ts';
 import { formatBytes, formatDate, type Output } from '../output.ts';
@@ -110,14 +110,13 @@ const transferHead = [
 export function registerDeliveryCommands(program: Command, ctx: CommandContext): void {
   const cwd = () => ctx.io.cwd ?? process.cwd();
 
-  program
-    .command('receivers')
-    .description('agents connected now: since when, from where, version, what they receive')
-    .option('-g, --group <group>', "only that group's members (owners and admins)")
-    .option('--json', 'print JSON')
-    .action(async (opts: JsonOpt & { group?: string }) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[], JsonOpt & { group?: string }>(
+    ctx,
+    program
+      .command('receivers')
+      .description('agents connected now: since when, from where, version, what they receive')
+      .option('-g, --group <group>', "only that group's members (owners and admins)"),
+    async ({ out, s }, _args, opts) => {
       const res = await s.api.call(
         'listReceivers',
         { query: { group: opts.group } },
@@ -137,16 +136,16 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
           ]),
         ),
       );
-    });
+    },
+  );
 
-  program
-    .command('check')
-    .description("round-trip probe to a user's agents or to one agent")
-    .argument('<user-or-agent>', 'a username, an agent name or an agent id')
-    .option('--json', 'print JSON')
-    .action(async (ref: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string]>(
+    ctx,
+    program
+      .command('check')
+      .description("round-trip probe to a user's agents or to one agent")
+      .argument('<user-or-agent>', 'a username, an agent name or an agent id'),
+    async ({ out, s }, [ref]) => {
       const { receivers } = await s.api.call('listReceivers', {}, { signal: ctx.io.signal });
       const byId = receivers.filter((r) => r.agentId === ref);
       const targets = byId.length ? byId : receivers.filter((r) => r.username === ref || r.name === ref);
@@ -194,21 +193,23 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
           ErrorCode.NOT_ANSWERING,
           `${silent.map((r) => r.name).join(', ')} not answering`,
         );
-    });
+    },
+  );
 
   const pending = program
     .command('pending')
     .description("a group's pending list: files delivered to every member's machines");
 
-  pending
-    .command('add')
-    .description('add a catalogue file (id or name), or a local file shared on the way, to the pending list')
-    .argument('<group>')
-    .argument('<file-or-path>')
-    .option('--json', 'print JSON')
-    .action(async (group: string, ref: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string, string]>(
+    ctx,
+    pending
+      .command('add')
+      .description(
+        'add a catalogue file (id or name), or a local file shared on the way, to the pending list',
+      )
+      .argument('<group>')
+      .argument('<file-or-path>'),
+    async ({ out, s }, [group, ref]) => {
       const file = await fileOrPath(ctx, out, s.api, group, ref);
       const res = await s.api.call(
         'addPending',
@@ -221,16 +222,16 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
           `Added ${file.name} to ${group}'s pending list (delivery ${res.delivery.id}) for ${r.length} member(s).`,
         );
       });
-    });
+    },
+  );
 
-  pending
-    .command('list')
-    .description('each pending file × each member: waiting, receiving, delivered or failed')
-    .argument('<group>')
-    .option('--json', 'print JSON')
-    .action(async (group: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string]>(
+    ctx,
+    pending
+      .command('list')
+      .description('each pending file × each member: waiting, receiving, delivered or failed')
+      .argument('<group>'),
+    async ({ out, s }, [group]) => {
       const res = await s.api.call('listPending', { params: { group } }, { signal: ctx.io.signal });
       out.result(res, () =>
         out.table(
@@ -238,16 +239,16 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
           res.entries.map((e) => [e.fileName, e.username, e.state, describeEntry(e), e.deliveryId]),
         ),
       );
-    });
+    },
+  );
 
-  pending
-    .command('send')
-    .description('deliver every pending file now to every member online (failed ones are retried)')
-    .argument('<group>')
-    .option('--json', 'print JSON')
-    .action(async (group: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string]>(
+    ctx,
+    pending
+      .command('send')
+      .description('deliver every pending file now to every member online (failed ones are retried)')
+      .argument('<group>'),
+    async ({ out, s }, [group]) => {
       const res = await s.api.call('sendPending', { params: { group } }, { signal: ctx.io.signal });
       out.result(res, () => {
         const offered = res.results.filter((r) => r.outcome === 'offered').length;
@@ -256,22 +257,23 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
           `Offered to ${offered} member(s) online; ${offline} offline will get it when their agent connects.`,
         );
       });
-    });
+    },
+  );
 
-  pending
-    .command('remove')
-    .description('take a file off the pending list (receivers stop)')
-    .argument('<group>')
-    .argument('<delivery-id>')
-    .option('--json', 'print JSON')
-    .action(async (group: string, deliveryId: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string, string]>(
+    ctx,
+    pending
+      .command('remove')
+      .description('take a file off the pending list (receivers stop)')
+      .argument('<group>')
+      .argument('<delivery-id>'),
+    async ({ out, s }, [group, deliveryId]) => {
       await s.api.call('cancelPending', { params: { group, deliveryId } }, { signal: ctx.io.signal });
       out.result({ cancelled: deliveryId }, () =>
         out.line(`Removed delivery ${deliveryId} from ${group}'s pending list.`),
       );
-    });
+    },
+  );
 
   program
     .command('push')
@@ -385,15 +387,16 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
       },
     );
 
-  program
-    .command('transfers')
-    .description('multicast transfers running or recently finished: per receiver bytes, loss, passes, state')
-    .option('-g, --group <group>', "only that group's transfers")
-    .option('--watch', 'redraw every second until interrupted')
-    .option('--json', 'print JSON')
-    .action(async (opts: JsonOpt & { group?: string; watch?: boolean }) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[], JsonOpt & { group?: string; watch?: boolean }>(
+    ctx,
+    program
+      .command('transfers')
+      .description(
+        'multicast transfers running or recently finished: per receiver bytes, loss, passes, state',
+      )
+      .option('-g, --group <group>', "only that group's transfers")
+      .option('--watch', 'redraw every second until interrupted'),
+    async ({ out, s }, _args, opts) => {
       for (let i = 0; ; i++) {
         const res = await s.api.call(
           'listTransfers',
@@ -410,7 +413,8 @@ export function registerDeliveryCommands(program: Command, ctx: CommandContext):
         });
         if (ctx.io.signal?.aborted) break;
       }
-    });
+    },
+  );
 
   program
     .command('send')

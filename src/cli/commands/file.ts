@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import type { CatalogueFile } from '../../protocol/api.ts';
-import type { CommandContext } from '../command-context.ts';
+import { sessionAction, type CommandContext } from '../command-context.ts';
 import { downloadToDir, resolveFile } from '../download.ts';
 import { statLocalFile, uploadWithProgress } from '../local-file.ts';
 import { createProgress, formatBytes, formatDate } from '../output.ts';
@@ -89,32 +89,31 @@ export function registerFileCommands(program: Command, ctx: CommandContext): voi
       );
     });
 
-  file
-    .command('unshare')
-    .description('stop sharing a file (its sharer, an owner or an admin)')
-    .argument('<group>')
-    .argument('<file>', 'file id or exact name')
-    .option('--json', 'print JSON')
-    .action(async (group: string, ref: string, opts: JsonOpt) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string, string]>(
+    ctx,
+    file
+      .command('unshare')
+      .description('stop sharing a file (its sharer, an owner or an admin)')
+      .argument('<group>')
+      .argument('<file>', 'file id or exact name'),
+    async ({ out, s }, [group, ref]) => {
       const f = await resolveFile(s.api, group, ref, ctx.io.signal);
       await s.api.call('unshareFile', { params: { group, fileId: f.id } }, { signal: ctx.io.signal });
       out.result({ unshared: { id: f.id, name: f.name, group } }, () =>
         out.line(`Stopped sharing ${f.name} (${f.id}) in ${group}.`),
       );
-    });
+    },
+  );
 
-  file
-    .command('download')
-    .description('download a file, resuming a partial download and verifying its SHA-256')
-    .argument('<group>')
-    .argument('<file>', 'file id or exact name')
-    .option('-o, --out <dir>', 'directory to save into (default: the current directory)')
-    .option('--json', 'print JSON')
-    .action(async (group: string, ref: string, opts: JsonOpt & { out?: string }) => {
-      const out = ctx.output(opts);
-      const s = await ctx.session();
+  sessionAction<[string, string], JsonOpt & { out?: string }>(
+    ctx,
+    file
+      .command('download')
+      .description('download a file, resuming a partial download and verifying its SHA-256')
+      .argument('<group>')
+      .argument('<file>', 'file id or exact name')
+      .option('-o, --out <dir>', 'directory to save into (default: the current directory)'),
+    async ({ out, s }, [group, ref], opts) => {
       const f = await resolveFile(s.api, group, ref, ctx.io.signal);
       let progress: ReturnType<typeof createProgress> | undefined;
       try {
@@ -141,5 +140,6 @@ export function registerFileCommands(program: Command, ctx: CommandContext): voi
       } finally {
         progress?.stop();
       }
-    });
+    },
+  );
 }
