@@ -6,7 +6,7 @@ import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
 import { ErrorNotice, TextField, OkNotice } from '../components/field.tsx';
 import { DataTable } from '../components/data-table.tsx';
-import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
+import { useForm } from '../use-form.ts';
 import { formatDate } from '../format.ts';
 import { useSession } from '../session.tsx';
 import { useLoad } from '../use-load.ts';
@@ -73,31 +73,22 @@ function CreateUserForm({ onCreated }: { onCreated: () => void }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [isAdmin, setIsAdmin] = useState(false);
-  const [errors, setErrors] = useState<FormErrors>(noErrors);
+  const { errors, busy, run } = useForm({ [ErrorCode.USER_EXISTS]: 'username', [ErrorCode.INVALID_NAME]: 'username' }, [
+    'username',
+    'password',
+  ]);
   const [status, setStatus] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setStatus(null);
-    const fields = checkAccountFields(username, password);
-    if (Object.keys(fields).length) {
-      setErrors({ fields, form: null });
-      return;
-    }
-    setBusy(true);
-    setErrors(noErrors);
-    try {
+    await run(checkAccountFields(username, password), async () => {
       const res = await api.call('createUser', { body: { username, password, isAdmin } });
       setStatus(`Created ${res.user.username}${res.user.isAdmin ? ' (admin)' : ''}.`);
       setUsername('');
       setPassword('');
       setIsAdmin(false);
       onCreated();
-    } catch (err) {
-      setErrors(toFormErrors(err, { [ErrorCode.USER_EXISTS]: 'username', [ErrorCode.INVALID_NAME]: 'username' }, ['username', 'password']));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <section className="card" aria-labelledby="create-user">

@@ -5,7 +5,7 @@ import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
 import { DataTable } from '../components/data-table.tsx';
 import { ErrorNotice, SelectField, TextField } from '../components/field.tsx';
-import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
+import { useForm } from '../use-form.ts';
 import { formatDate } from '../format.ts';
 import { useLiveRefresh } from '../live.tsx';
 import { useSession } from '../session.tsx';
@@ -58,27 +58,17 @@ function AddMemberForm({ group, onAdded }: { group: string; onAdded: () => void 
   const { api } = useSession();
   const [username, setUsername] = useState('');
   const [role, setRole] = useState<'member' | 'owner'>('member');
-  const [errors, setErrors] = useState<FormErrors>(noErrors);
-  const [busy, setBusy] = useState(false);
+  const { errors, busy, run } = useForm(
+    { [ErrorCode.USER_NOT_FOUND]: 'username', [ErrorCode.ALREADY_MEMBER]: 'username' },
+    ['username'],
+  );
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    if (!username.trim()) {
-      setErrors({ fields: { username: 'Enter a username.' }, form: null });
-      return;
-    }
-    setBusy(true);
-    setErrors(noErrors);
-    try {
+    await run(username.trim() ? {} : { username: 'Enter a username.' }, async () => {
       await api.call('addMember', { params: { group, username: username.trim() }, body: { role } });
       setUsername('');
       onAdded();
-    } catch (err) {
-      setErrors(
-        toFormErrors(err, { [ErrorCode.USER_NOT_FOUND]: 'username', [ErrorCode.ALREADY_MEMBER]: 'username' }, ['username']),
-      );
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <form onSubmit={(e) => void submit(e)} noValidate className="inline-form card">

@@ -6,7 +6,7 @@ import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
 import { ErrorNotice, TextField, OkNotice } from '../components/field.tsx';
 import { DataTable } from '../components/data-table.tsx';
-import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
+import { useForm } from '../use-form.ts';
 import { useLiveRefresh } from '../live.tsx';
 import { href } from '../router.ts';
 import { useSession } from '../session.tsx';
@@ -73,8 +73,15 @@ function CreateGroupForm({ onCreated }: { onCreated: () => void }) {
   const [name, setName] = useState('');
   const [address, setAddress] = useState('');
   const [port, setPort] = useState('');
-  const [errors, setErrors] = useState<FormErrors>(noErrors);
-  const [busy, setBusy] = useState(false);
+  const { errors, busy, run } = useForm(
+    {
+      [ErrorCode.GROUP_EXISTS]: 'name',
+      [ErrorCode.INVALID_NAME]: 'name',
+      [ErrorCode.INVALID_MULTICAST_ADDRESS]: 'multicastAddress',
+      [ErrorCode.MULTICAST_ADDRESS_TAKEN]: 'multicastAddress',
+    },
+    ['name', 'multicastAddress', 'multicastPort'],
+  );
   const [done, setDone] = useState<string | null>(null);
 
   const submit = async (e: FormEvent) => {
@@ -90,13 +97,7 @@ function CreateGroupForm({ onCreated }: { onCreated: () => void }) {
     if (address.trim() && !/^\d{1,3}(\.\d{1,3}){3}$/.test(address.trim())) {
       fields.multicastAddress = 'An IPv4 multicast address, e.g. 239.1.2.3.';
     }
-    if (Object.keys(fields).length) {
-      setErrors({ fields, form: null });
-      return;
-    }
-    setBusy(true);
-    setErrors(noErrors);
-    try {
+    await run(fields, async () => {
       const res = await api.call('createGroup', {
         body: {
           name,
@@ -109,22 +110,7 @@ function CreateGroupForm({ onCreated }: { onCreated: () => void }) {
       setAddress('');
       setPort('');
       onCreated();
-    } catch (err) {
-      setErrors(
-        toFormErrors(
-          err,
-          {
-            [ErrorCode.GROUP_EXISTS]: 'name',
-            [ErrorCode.INVALID_NAME]: 'name',
-            [ErrorCode.INVALID_MULTICAST_ADDRESS]: 'multicastAddress',
-            [ErrorCode.MULTICAST_ADDRESS_TAKEN]: 'multicastAddress',
-          },
-          ['name', 'multicastAddress', 'multicastPort'],
-        ),
-      );
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -4,9 +4,9 @@ import { Name, Password } from '../../../src/protocol/api.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { createApi } from '../api.ts';
 import { ErrorNotice, TextField } from '../components/field.tsx';
-import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
 import { href } from '../router.ts';
 import { useSession } from '../session.tsx';
+import { useForm } from '../use-form.ts';
 import { useLoad } from '../use-load.ts';
 
 /** Checks a new account's fields with the same schemas the server uses. */
@@ -26,8 +26,10 @@ export function RegisterPage() {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [confirm, setConfirm] = useState('');
-  const [errors, setErrors] = useState<FormErrors>(noErrors);
-  const [busy, setBusy] = useState(false);
+  const { errors, busy, run } = useForm({ [ErrorCode.USER_EXISTS]: 'username', [ErrorCode.INVALID_NAME]: 'username' }, [
+    'username',
+    'password',
+  ]);
   const info = useLoad((signal) => createApi({ token: null }).call('serverInfo', { signal }), []);
 
   if (info.data && !info.data.registration) {
@@ -44,29 +46,12 @@ export function RegisterPage() {
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    const fields = checkAccountFields(username, password, confirm);
-    if (Object.keys(fields).length) {
-      setErrors({ fields, form: null });
-      return;
-    }
-    setBusy(true);
-    setErrors(noErrors);
-    try {
+    await run(checkAccountFields(username, password, confirm), async () => {
       const api = createApi({ token: null });
       await api.call('register', { body: { username, password } });
       const res = await api.call('login', { body: { username, password } });
       signIn(res.token, res.user);
-    } catch (err) {
-      setErrors(
-        toFormErrors(
-          err,
-          { [ErrorCode.USER_EXISTS]: 'username', [ErrorCode.INVALID_NAME]: 'username' },
-          ['username', 'password'],
-        ),
-      );
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -3,9 +3,9 @@ import { useState, type FormEvent } from 'react';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { createApi } from '../api.ts';
 import { TextField, ErrorNotice } from '../components/field.tsx';
-import { noErrors, toFormErrors, type FormErrors } from '../field-errors.ts';
 import { href } from '../router.ts';
 import { useSession } from '../session.tsx';
+import { useForm } from '../use-form.ts';
 import { useLoad } from '../use-load.ts';
 
 /** The sign-in form. */
@@ -13,8 +13,13 @@ export function SignInPage() {
   const { signIn, endedBecause } = useSession();
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
-  const [errors, setErrors] = useState<FormErrors>(noErrors);
-  const [busy, setBusy] = useState(false);
+  const { errors, busy, run } = useForm(
+    {
+      [ErrorCode.INVALID_CREDENTIALS]: 'password',
+      [ErrorCode.USER_NOT_FOUND]: 'username',
+    },
+    ['username', 'password'],
+  );
   const info = useLoad((signal) => createApi({ token: null }).call('serverInfo', { signal }), []);
 
   const submit = async (e: FormEvent) => {
@@ -22,29 +27,10 @@ export function SignInPage() {
     const fields: Record<string, string> = {};
     if (!username.trim()) fields.username = 'Enter your username.';
     if (!password) fields.password = 'Enter your password.';
-    if (Object.keys(fields).length) {
-      setErrors({ fields, form: null });
-      return;
-    }
-    setBusy(true);
-    setErrors(noErrors);
-    try {
+    await run(fields, async () => {
       const res = await createApi({ token: null }).call('login', { body: { username: username.trim(), password } });
       signIn(res.token, res.user);
-    } catch (err) {
-      setErrors(
-        toFormErrors(
-          err,
-          {
-            [ErrorCode.INVALID_CREDENTIALS]: 'password',
-            [ErrorCode.USER_NOT_FOUND]: 'username',
-          },
-          ['username', 'password'],
-        ),
-      );
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
