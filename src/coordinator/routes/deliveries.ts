@@ -10,9 +10,9 @@ import type { CoordinatorContext } from '../context.ts';
 import { defineRoute } from '../define-route.ts';
 import type { DeliveryService, PendingEntry } from '../deliveries/delivery-service.ts';
 import type { MulticastService, TransferView } from '../deliveries/multicast-service.ts';
-import { checkFileName, fileType } from '../file-name.ts';
+import { checkFileName } from '../file-name.ts';
 import { createNameCache, fileView } from '../views.ts';
-import { ensureBlobRow, registerRawBodyRoutes, withUploadedBlob } from './uploaded-blob.ts';
+import { registerRawBodyRoutes, storeUploadedFile, withUploadedBlob } from './uploaded-blob.ts';
 
 async function deliveryInfo(
   ctx: CoordinatorContext,
@@ -205,27 +205,12 @@ export function registerDeliveryRoutes(
       const to = await store.getUserByName(query.to);
       if (!to) throw new ShoalError(ErrorCode.USER_NOT_FOUND, `no user named ${query.to}`);
       return withUploadedBlob(ctx, req, body, async (blob) => {
-        const { f, blobRow } = await store.transaction(async (tx) => {
-          const row = await ensureBlobRow(tx, blob);
-          const file = await tx.createFile({
-            groupId: null,
-            name,
-            type: fileType(name),
-            sha256: blob.sha256,
-            size: blob.size,
-            sharedBy: user.id,
-            sharedAt: Date.now(),
-          });
-          await tx.addAudit({
-            at: Date.now(),
-            actorId: user.id,
-            action: 'file.direct',
-            groupName: null,
-            target: to.username,
-            detail: `${file.id} ${blob.sha256} ${blob.size}`,
-          });
-          return { f: file, blobRow: row };
-        });
+        const { f, blobRow } = await storeUploadedFile(
+          store,
+          blob,
+          { groupId: null, name, sharedBy: user.id },
+          { action: 'file.direct', groupName: null, target: to.username },
+        );
         const d = await deliveries.sendDirect(f.id, user.id, to.id);
         return {
           delivery: await deliveryInfo(ctx, deliveries, d),

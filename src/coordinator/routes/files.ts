@@ -9,9 +9,9 @@ import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import type { FileFilter, FileRow, GroupRow } from '../../store/store.ts';
 import type { CoordinatorContext } from '../context.ts';
 import { defineRoute, replied } from '../define-route.ts';
-import { checkFileName, fileType } from '../file-name.ts';
+import { checkFileName } from '../file-name.ts';
 import { createNameCache, fileView, manifestView } from '../views.ts';
-import { ensureBlobRow, registerRawBodyRoutes, withUploadedBlob } from './uploaded-blob.ts';
+import { registerRawBodyRoutes, storeUploadedFile, withUploadedBlob } from './uploaded-blob.ts';
 
 /** Parses a single `bytes=` range against `size`; undefined = serve everything, null = unsatisfiable. */
 export function parseRange(header: string, size: number): { start: number; end: number } | undefined | null {
@@ -51,27 +51,12 @@ export function registerFileRoutes(app: FastifyInstance, ctx: CoordinatorContext
     defineRoute(upload, ctx, 'shareFile', async ({ group, query, body, user, req }) => {
       const name = checkFileName(query.name);
       return withUploadedBlob(ctx, req, body, async (blob) => {
-        const file = await store.transaction(async (tx) => {
-          const blobRow = await ensureBlobRow(tx, blob);
-          const f = await tx.createFile({
-            groupId: group.id,
-            name,
-            type: fileType(name),
-            sha256: blob.sha256,
-            size: blob.size,
-            sharedBy: user.id,
-            sharedAt: Date.now(),
-          });
-          await tx.addAudit({
-            at: Date.now(),
-            actorId: user.id,
-            action: 'file.share',
-            groupName: group.name,
-            target: name,
-            detail: `${f.id} ${blob.sha256} ${blob.size}`,
-          });
-          return { f, blobRow };
-        });
+        const file = await storeUploadedFile(
+          store,
+          blob,
+          { groupId: group.id, name, sharedBy: user.id },
+          { action: 'file.share', groupName: group.name, target: name },
+        );
         events.publish({ type: 'catalogue-changed', group: group.name, fileId: file.f.id, change: 'shared' });
         ctx.logger.info('file shared', { group: group.name, fileId: file.f.id, size: blob.size });
         return { file: await fileView(file.f, file.blobRow, group.name, createNameCache(store)) };

@@ -7,9 +7,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import { Limits } from '../../protocol/limits.ts';
-import type { BlobRow, Store } from '../../store/store.ts';
+import type { AuditRow, BlobRow, FileRow, Store } from '../../store/store.ts';
 import type { IngestedBlob } from '../blob-store.ts';
 import type { CoordinatorContext } from '../context.ts';
+import { fileType } from '../file-name.ts';
 
 /**
  * Registers the routes `define` adds in their own encapsulated context, so only they take raw bodies (the
@@ -83,4 +84,35 @@ export async function ensureBlobRow(tx: Store, blob: IngestedBlob): Promise<Blob
   };
   await tx.putBlob(row);
   return row;
+}
+
+/**
+ * Records an uploaded blob as file `name` in one transaction: its blob row (when new), the file row (in
+ * `groupId`, or none for a 1:1 send) and an audit entry whose detail is `<file id> <sha256> <size>`.
+ */
+export async function storeUploadedFile(
+  store: Store,
+  blob: IngestedBlob,
+  file: { groupId: string | null; name: string; sharedBy: string },
+  audit: Pick<AuditRow, 'action' | 'groupName' | 'target'>,
+): Promise<{ f: FileRow; blobRow: BlobRow }> {
+  return store.transaction(async (tx) => {
+    const blobRow = await ensureBlobRow(tx, blob);
+    const f = await tx.createFile({
+      groupId: file.groupId,
+      name: file.name,
+      type: fileType(file.name),
+      sha256: blob.sha256,
+      size: blob.size,
+      sharedBy: file.sharedBy,
+      sharedAt: Date.now(),
+    });
+    await tx.addAudit({
+      at: Date.now(),
+      actorId: file.sharedBy,
+      ...audit,
+      detail: `${f.id} ${blob.sha256} ${blob.size}`,
+    });
+    return { f, blobRow };
+  });
 }
