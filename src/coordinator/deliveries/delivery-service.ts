@@ -543,6 +543,25 @@ export function createDeliveryService(
     return { d, existing: false };
   }
 
+  /** One result per user deliverNow was asked to reach: offered (to how many agents) or offline. */
+  async function offerResults(
+    deliveryId: string,
+    userIds: string[],
+    reached: Map<string, number>,
+  ): Promise<SendResult[]> {
+    const results: SendResult[] = [];
+    for (const u of userIds) {
+      const n = reached.get(u) ?? 0;
+      results.push({
+        username: await usernameOf(u),
+        deliveryId,
+        outcome: n > 0 ? 'offered' : 'offline',
+        agents: n,
+      });
+    }
+    return results;
+  }
+
   async function newRecipient(deliveryId: string, userId: string): Promise<RecipientRow> {
     const row: RecipientRow = {
       deliveryId,
@@ -780,15 +799,7 @@ export function createDeliveryService(
         fileId,
       });
       const { reached, transferId } = await track(deliverNow(d, toSend, opts));
-      for (const u of toSend) {
-        const n = reached.get(u) ?? 0;
-        results.push({
-          username: await usernameOf(u),
-          deliveryId: d.id,
-          outcome: n > 0 ? 'offered' : 'offline',
-          agents: n,
-        });
-      }
+      results.push(...(await offerResults(d.id, toSend, reached)));
       log.info('pushed', {
         deliveryId: d.id,
         transferId,
@@ -832,15 +843,7 @@ export function createDeliveryService(
           toSend.push(r.userId);
         }
         const { reached } = await deliverNow(d, toSend);
-        for (const u of toSend) {
-          const n = reached.get(u) ?? 0;
-          results.push({
-            username: await usernameOf(u),
-            deliveryId: d.id,
-            outcome: n > 0 ? 'offered' : 'offline',
-            agents: n,
-          });
-        }
+        results.push(...(await offerResults(d.id, toSend, reached)));
         deps.publish({
           kind: 'delivery',
           group: await groupName(groupId),
