@@ -89,3 +89,14 @@ export function OkNotice({ message }: { message: string | null | undefined }) {
     </p>
   );
 }
+
+/** A form's primary submit button in its actions row. */
+export function SubmitButton({ disabled, children }: { disabled: boolean; children: ReactNode }) {
+  return (
+    <div className="actions">
+      <button type="submit" className="primary" disabled={disabled}>
+        {children}
+      </button>
+    </div>
+  );
+}

@@ -4,7 +4,7 @@ import type { User } from '../../../src/protocol/api.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
-import { ErrorNotice, TextField, OkNotice } from '../components/field.tsx';
+import { ErrorNotice, TextField, OkNotice, SubmitButton } from '../components/field.tsx';
 import { DataTable } from '../components/data-table.tsx';
 import { useForm } from '../use-form.ts';
 import { formatDate } from '../format.ts';
@@ -100,11 +100,7 @@ function CreateUserForm({ onCreated }: { onCreated: () => void }) {
           <input id="new-user-admin" type="checkbox" checked={isAdmin} onChange={(e) => setIsAdmin(e.target.checked)} />
           <label htmlFor="new-user-admin">Administrator</label>
         </div>
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
-            Create user
-          </button>
-        </div>
+        <SubmitButton disabled={busy}>Create user</SubmitButton>
       </form>
       <ErrorNotice error={errors.form} />
       <OkNotice message={status} />

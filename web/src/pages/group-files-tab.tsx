@@ -6,7 +6,7 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import type { CatalogueFile, FileQuery } from '../../../src/protocol/api.ts';
 import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
-import { ErrorNotice, SelectField, TextField, OkNotice } from '../components/field.tsx';
+import { ErrorNotice, SelectField, TextField, OkNotice, SubmitButton } from '../components/field.tsx';
 import { DataTable } from '../components/data-table.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
 import { formatBytes, formatDate, parseSize } from '../format.ts';
@@ -238,11 +238,7 @@ export function UploadForm({
         }}
         error={error}
       />
-      <div className="actions">
-        <button type="submit" className="primary" disabled={progress !== null}>
-          Upload
-        </button>
-      </div>
+      <SubmitButton disabled={progress !== null}>Upload</SubmitButton>
       {progress && (
         <ProgressBar
           label="Upload progress"

@@ -4,7 +4,7 @@ import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
 import { DataTable } from '../components/data-table.tsx';
-import { ErrorNotice, SelectField, TextField } from '../components/field.tsx';
+import { ErrorNotice, SelectField, TextField, SubmitButton } from '../components/field.tsx';
 import { useForm } from '../use-form.ts';
 import { formatDate } from '../format.ts';
 import { useLiveRefresh } from '../live.tsx';
@@ -84,11 +84,7 @@ function AddMemberForm({ group, onAdded }: { group: string; onAdded: () => void 
         <option value="member">member</option>
         <option value="owner">owner</option>
       </SelectField>
-      <div className="actions">
-        <button type="submit" className="primary" disabled={busy}>
-          Add member
-        </button>
-      </div>
+      <SubmitButton disabled={busy}>Add member</SubmitButton>
       <ErrorNotice error={errors.form} />
     </form>
   );

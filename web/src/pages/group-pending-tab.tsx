@@ -4,7 +4,7 @@
  */
 import { useMemo, useState, type FormEvent } from 'react';
 import { errorMessage } from '../api.ts';
-import { ErrorNotice, SelectField, OkNotice } from '../components/field.tsx';
+import { ErrorNotice, SelectField, OkNotice, SubmitButton } from '../components/field.tsx';
 import { DataTable } from '../components/data-table.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
 import { addPending, listPending, sendPending, type PendingEntry } from '../delivery-routes.ts';
@@ -107,11 +107,7 @@ function PendingActions({ group, onChange }: { group: string; onChange: () => vo
             </option>
           ))}
         </SelectField>
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
-            Add to pending
-          </button>
-        </div>
+        <SubmitButton disabled={busy}>Add to pending</SubmitButton>
       </form>
       <UploadForm
         group={group}

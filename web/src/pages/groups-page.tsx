@@ -4,7 +4,7 @@ import { Name, type Group } from '../../../src/protocol/api.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorMessage } from '../api.ts';
 import { ConfirmButton } from '../components/confirm-button.tsx';
-import { ErrorNotice, TextField, OkNotice } from '../components/field.tsx';
+import { ErrorNotice, TextField, OkNotice, SubmitButton } from '../components/field.tsx';
 import { DataTable } from '../components/data-table.tsx';
 import { useForm } from '../use-form.ts';
 import { useLiveRefresh } from '../live.tsx';
@@ -135,11 +135,7 @@ function CreateGroupForm({ onCreated }: { onCreated: () => void }) {
           onChange={(e) => setPort(e.target.value)}
           error={errors.fields.multicastPort}
         />
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
-            Create group
-          </button>
-        </div>
+        <SubmitButton disabled={busy}>Create group</SubmitButton>
       </form>
       <ErrorNotice error={errors.form} />
       <OkNotice message={done} />

@@ -3,7 +3,7 @@ import { useState, type FormEvent } from 'react';
 import { Name, Password } from '../../../src/protocol/api.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { createApi } from '../api.ts';
-import { ErrorNotice, TextField } from '../components/field.tsx';
+import { ErrorNotice, TextField, SubmitButton } from '../components/field.tsx';
 import { href } from '../router.ts';
 import { useSession } from '../session.tsx';
 import { useForm } from '../use-form.ts';
@@ -88,11 +88,7 @@ export function RegisterPage() {
           error={errors.fields.confirm}
         />
         <ErrorNotice error={errors.form} />
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Creating…' : 'Create account'}
-          </button>
-        </div>
+        <SubmitButton disabled={busy}>{busy ? 'Creating…' : 'Create account'}</SubmitButton>
       </form>
       <p>
         Already have an account? <a href={href('signin')}>Sign in</a>.

@@ -5,7 +5,7 @@
 import { useState, type FormEvent } from 'react';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { errorCode, errorMessage } from '../api.ts';
-import { ErrorNotice, TextField } from '../components/field.tsx';
+import { ErrorNotice, TextField, SubmitButton } from '../components/field.tsx';
 import { ProgressBar } from '../components/progress-bar.tsx';
 import { formatBytes } from '../format.ts';
 import { useLiveRefresh } from '../live.tsx';
@@ -58,11 +58,7 @@ export function SendPage() {
       <form className="card" onSubmit={(e) => void submit(e)} noValidate>
         <TextField label="To (username)" name="to" autoCapitalize="none" value={to} onChange={(e) => setTo(e.target.value)} error={errors.to} />
         <TextField label="File to send" name="file" type="file" onChange={(e) => setFile(e.target.files?.[0] ?? null)} error={errors.file} />
-        <div className="actions">
-          <button type="submit" className="primary" disabled={progress !== null}>
-            Send
-          </button>
-        </div>
+        <SubmitButton disabled={progress !== null}>Send</SubmitButton>
         {progress && (
           <ProgressBar label="Upload progress" done={progress.done} total={progress.total} text={`${formatBytes(progress.done)} of ${formatBytes(progress.total)}`} />
         )}

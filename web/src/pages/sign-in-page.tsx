@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from 'react';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { createApi } from '../api.ts';
-import { TextField, ErrorNotice } from '../components/field.tsx';
+import { TextField, ErrorNotice, SubmitButton } from '../components/field.tsx';
 import { href } from '../router.ts';
 import { useSession } from '../session.tsx';
 import { useForm } from '../use-form.ts';
@@ -61,11 +61,7 @@ export function SignInPage() {
           error={errors.fields.password}
         />
         <ErrorNotice error={errors.form} />
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Signing in…' : 'Sign in'}
-          </button>
-        </div>
+        <SubmitButton disabled={busy}>{busy ? 'Signing in…' : 'Sign in'}</SubmitButton>
       </form>
       {info.data?.registration && (
         <p>
