@@ -10,7 +10,7 @@
  * reported when it is back.
  */
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,7 @@ import { downloadFile, type Holder as SwarmHolder } from '../transfer/swarm/down
 import { createPieceServer, type PieceServer } from '../transfer/swarm/piece-server.ts';
 import { createPieceRegistry, type PieceRegistry } from '../transfer/swarm/piece-source.ts';
 import { openAgentState, type AgentState } from './agent-state.ts';
+import { packageVersion } from '../package-version.ts';
 
 export interface AgentOptions {
   /** Coordinator origin, `https://host:port`. */
@@ -82,20 +83,6 @@ export interface Agent {
   status(): AgentStatus;
   readonly agentId: string;
   [Symbol.asyncDispose](): Promise<void>;
-}
-
-function readVersion(): string {
-  try {
-    return (
-      (
-        JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-          version?: string;
-        }
-      ).version ?? '0.0.0'
-    );
-  } catch {
-    return '0.0.0';
-  }
 }
 
 /** Splits `host:port` (IPv6 in brackets); throws BAD_REQUEST on anything else. */
@@ -149,7 +136,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
   const serverUrl = options.serverUrl.replace(/\/+$/, '');
   const wsUrl = serverUrl.replace(/^http/, 'ws') + '/api/v1/events';
   const listen = parseListen(options.listen ?? '0.0.0.0:0');
-  const version = options.version ?? readVersion();
+  const version = options.version ?? packageVersion();
   const name = options.name ?? hostname();
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
 
