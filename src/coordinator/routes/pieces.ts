@@ -15,6 +15,7 @@ import {
   type PieceHandlerDeps,
   type PieceHandlerOptions,
 } from '../../transfer/swarm/piece-server.ts';
+import type { BlobRow } from '../../store/store.ts';
 import type { PieceSource } from '../../transfer/swarm/piece-source.ts';
 import type { CoordinatorContext } from '../context.ts';
 import type { DeliveryService } from '../deliveries/delivery-service.ts';
@@ -36,19 +37,34 @@ export function registerPieceRoutes(
   const { store, blobs } = ctx;
   // (user, file) → allowed; cleared on every membership or catalogue change so a removal bites at once.
   const allowed = new Map<string, boolean>();
-  ctx.events.subscribe(() => allowed.clear());
+  // Blob rows are immutable; caching them spares two database reads and a stat per piece request (the
+  // coordinator is the seed every receiver starts from). Cleared with `allowed` on every change.
+  const blobCache = new Map<string, BlobRow>();
+  ctx.events.subscribe(() => {
+    allowed.clear();
+    blobCache.clear();
+  });
+  const blobOf = async (sha256: string): Promise<BlobRow | undefined> => {
+    const cached = blobCache.get(sha256);
+    if (cached) return cached;
+    const blob = await store.getBlob(sha256);
+    if (!blob || !(await blobs.has(sha256))) return undefined;
+    if (blobCache.size >= 1000) blobCache.clear();
+    blobCache.set(sha256, blob);
+    return blob;
+  };
 
   const source: PieceSource = {
     async open(sha256) {
-      const blob = await store.getBlob(sha256);
-      if (!blob || !(await blobs.has(sha256))) return null;
+      const blob = await blobOf(sha256);
+      if (!blob) return null;
       return {
         manifest: { size: blob.size, sha256, pieceSize: blob.pieceSize, pieces: blob.pieces },
         path: blobs.pathOf(sha256),
       };
     },
     async has(sha256, index) {
-      const blob = await store.getBlob(sha256);
+      const blob = await blobOf(sha256);
       return !!blob && Number.isInteger(index) && index >= 0 && index < blob.pieces.length;
     },
   };
@@ -103,7 +119,7 @@ export function registerPieceRoutes(
     }
     if (rate && rate > 0) {
       // An uplink cap per stream: hold each answer as long as its piece would take at that rate.
-      const blob = /^[0-9a-f]{64}$/.test(sha256) ? await store.getBlob(sha256) : undefined;
+      const blob = /^[0-9a-f]{64}$/.test(sha256) ? await blobOf(sha256) : undefined;
       if (blob) await new Promise((r) => setTimeout(r, Math.min(60_000, (blob.pieceSize / rate) * 1000)));
     }
     reply.hijack();
