@@ -81,6 +81,66 @@ describe('multicast over loopback', () => {
     assert.ok(result.wireBytes < src.manifest.size * 1.25, `wire bytes ${result.wireBytes} for ${src.manifest.size}`);
   });
 
+  it('ends with correct copies when every datagram also arrives a second time, late and out of order', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    // No netem on this kernel: a tap on the group re-sends every genuine datagram (the sender's, not its own)
+    // in shuffled batches, so receivers see duplicates and reordering across chunks and passes.
+    const dgram = await import('node:dgram');
+    const src = await randomFile(work.dir, 'replayed.bin', 4 * MiB + 4321, MiB);
+    const group = nextGroup();
+    const port = await freePort();
+    const key = randomBytes(32);
+    const rxs: Rx[] = [];
+    for (let i = 0; i < 2; i++) rxs.push(await makeReceiver(`d${i + 1}`, src.manifest, group, port, key, 'tx-replay'));
+    const tap = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    const out = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => tap.bind(port, group, () => resolve()));
+    tap.addMembership(group, '127.0.0.1');
+    tap.setRecvBufferSize(4 * MiB);
+    await new Promise<void>((resolve) => out.bind(0, '127.0.0.1', resolve));
+    out.setMulticastInterface('127.0.0.1');
+    out.setMulticastLoopback(true);
+    const outPort = out.address().port;
+    const maxReplays = 20_000;
+    let held: Buffer[] = [];
+    let replayed = 0;
+    const flush = () => {
+      for (let i = held.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [held[i], held[j]] = [held[j], held[i]];
+      }
+      for (const b of held) {
+        if (replayed >= maxReplays) break;
+        out.send(b, port, group);
+        replayed++;
+      }
+      held = [];
+    };
+    tap.on('message', (msg, rinfo) => {
+      if (rinfo.port === outPort) return;
+      held.push(msg);
+      if (held.length >= 64) flush();
+    });
+    const timer = setInterval(flush, 20);
+    t.after(async () => {
+      clearInterval(timer);
+      tap.close();
+      out.close();
+      await Promise.all(rxs.map((r) => r.receiver.stop()));
+    });
+    const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => rxs) }, senderOptions(src.path, src.manifest, group, port, key, 'tx-replay', 50e6));
+    const result = await sender.run(AbortSignal.timeout(60_000));
+    assert.equal(result.complete, true, JSON.stringify(result.passes.map((p) => p.missing)));
+    assert.ok(replayed > 0, 'the tap replayed datagrams');
+    for (const r of rxs) {
+      await r.receiver.whenComplete(AbortSignal.timeout(10_000));
+      const final = await r.partial.finalize();
+      assert.equal(await sha256File(final), src.manifest.sha256);
+      assert.deepEqual(await partialsIn(r.dir), []);
+      assert.ok(r.receiver.stats.duplicates > 0, `receiver ${r.id} saw duplicates`);
+    }
+  });
+
   it('gives a non-member that records every datagram nothing but ciphertext', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const dgram = await import('node:dgram');
