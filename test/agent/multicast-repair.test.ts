@@ -6,12 +6,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-
-process.env.SHOAL_MULTICAST_INTERFACE = '127.0.0.1';
-process.env.SHOAL_MULTICAST_MAX_PASSES = '1';
-
-const { startTestCoordinator } = await import('../coordinator/harness.ts');
-const {
+import { startTestCoordinator } from '../coordinator/harness.ts';
+import {
   addPending,
   makeGroup,
   makeUser,
@@ -22,8 +18,8 @@ const {
   share,
   startAgent,
   waitFor,
-} = await import('./helpers.ts');
-const { loopbackMulticastProblem } = await import('../multicast/helpers.ts');
+} from './helpers.ts';
+import { loopbackMulticastProblem } from '../multicast/helpers.ts';
 type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 type TestAgent = Awaited<ReturnType<typeof startAgent>>;
 
@@ -35,7 +31,9 @@ describe('multicast repair through the swarm', () => {
   before(async () => {
     skip = await loopbackMulticastProblem();
     if (skip) console.log(`skipping multicast repair: ${skip}`);
-    tc = await startTestCoordinator({ options: { pieceSize: 256 * 1024 } });
+    tc = await startTestCoordinator({
+      options: { pieceSize: 256 * 1024, multicast: { interface: '127.0.0.1', maxPasses: 1 } },
+    });
     const good = await makeUser(tc, 'gus');
     const lossy = await makeUser(tc, 'liv');
     agents.push(await startAgent(tc, good, { name: 'gus-box', multicastInterface: '127.0.0.1' }));

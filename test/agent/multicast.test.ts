@@ -6,12 +6,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-
-process.env.SHOAL_MULTICAST_INTERFACE = '127.0.0.1';
-process.env.SHOAL_MULTICAST_RATE_MBIT = '200';
-
-const { startTestCoordinator } = await import('../coordinator/harness.ts');
-const {
+import { startTestCoordinator } from '../coordinator/harness.ts';
+import {
   addPending,
   makeGroup,
   makeUser,
@@ -22,8 +18,8 @@ const {
   share,
   startAgent,
   waitFor,
-} = await import('./helpers.ts');
-const { loopbackMulticastProblem } = await import('../multicast/helpers.ts');
+} from './helpers.ts';
+import { loopbackMulticastProblem } from '../multicast/helpers.ts';
 type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 type TestAgent = Awaited<ReturnType<typeof startAgent>>;
 
@@ -36,7 +32,9 @@ describe('multicast deliveries', () => {
   before(async () => {
     skip = await loopbackMulticastProblem();
     if (skip) console.log(`# skipping multicast deliveries: ${skip}`);
-    tc = await startTestCoordinator({ options: { pieceSize: 256 * 1024 } });
+    tc = await startTestCoordinator({
+      options: { pieceSize: 256 * 1024, multicast: { interface: '127.0.0.1', rateBps: 200e6 } },
+    });
     for (const n of names) {
       const token = await makeUser(tc, n);
       agents.push(await startAgent(tc, token, { name: `${n}-box`, multicastInterface: '127.0.0.1' }));
