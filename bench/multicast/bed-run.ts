@@ -65,6 +65,8 @@ export interface ReceiverOutcome {
   /** Completion wall-clock time, ms since epoch. */
   at?: number;
   cpuUs?: number;
+  /** User and kernel CPU, µs. */
+  cpu?: { user: number; system: number };
   stats?: Record<string, unknown>;
 }
 
@@ -125,7 +127,7 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
         try {
           const msg = JSON.parse(l) as { ready?: number; done?: number; at?: number; path?: string; partialsLeft?: string[]; cpu?: { user: number; system: number }; stats?: Record<string, unknown> };
           if (msg.ready !== undefined) { clearTimeout(t); resolveReady(true); }
-          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, stats: msg.stats });
+          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats });
         } catch { /* not ours */ }
       });
       child.once('exit', () => { clearTimeout(t); resolveReady(false); });

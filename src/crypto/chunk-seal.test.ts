@@ -22,6 +22,16 @@ describe('chunk sealing', () => {
     const p = randomBytes(1000);
     assert.ok(s.seal(9, 0, p).equals(s.seal(9, 0, p)));
   });
+  it('encrypts any slice of a chunk to the bytes the whole seal gives there', () => {
+    const s = createChunkSealer(key, tid);
+    const p = randomBytes(65536);
+    const sealed = s.seal(11, 3, p);
+    for (const [off, len] of [[0, 1448], [1448, 1448], [17, 1], [65536 - 1000, 1000], [4001, 20000], [65535, 1]]) {
+      assert.ok(s.encryptAt(11, 3, off, p.subarray(off, off + len)).equals(sealed.subarray(off, off + len)), `slice ${off}+${len}`);
+    }
+    assert.ok(!s.encryptAt(11, 4, 0, p.subarray(0, 64)).equals(sealed.subarray(0, 64)), 'another epoch gives other bytes');
+    assert.throws(() => s.encryptAt(11, 3, -1, p.subarray(0, 4)), (e: unknown) => isShoalError(e, ErrorCode.BAD_REQUEST));
+  });
   it('uses a different nonce per chunk and per epoch', () => {
     const s = createChunkSealer(key, tid);
     const p = Buffer.alloc(64);

@@ -18,6 +18,9 @@ export const SEAL_TAG_BYTES = 16;
 /** Key size, bytes. */
 export const SEAL_KEY_BYTES = 32;
 const AAD_PREFIX = Buffer.from('shoal/mc1');
+/** GCM's 32-bit block counter starts at 2 for the data: a chunk may hold up to 2^32 - 2 blocks. Chunks are far
+ * smaller (16 MiB at most), so the 128-bit counter of AES-CTR never carries out of the low 32 bits. */
+const MAX_CTR_BYTES = 16 * 1024 * 1024 + 16;
 
 /** Seals and opens the chunks of one transfer under one key. */
 export interface ChunkSealer {
@@ -27,6 +30,13 @@ export interface ChunkSealer {
    * was first sealed under this nonce.
    */
   seal(chunk: number, epoch: number, plaintext: Uint8Array, expectTag?: Uint8Array): Buffer;
+  /**
+   * Ciphertext of `plaintext` found at byte `offset` of chunk `chunk`, without sealing the rest of the chunk:
+   * GCM encrypts with AES-CTR whose counter for byte i is block 2 + ⌊i/16⌋ under the chunk's nonce. Used to
+   * resend a few fragments of a chunk whose tag the sender kept from the first seal. The caller must know
+   * that the plaintext is the one first sealed (there is no tag here to check it).
+   */
+  encryptAt(chunk: number, epoch: number, offset: number, plaintext: Uint8Array): Buffer;
   /** Plaintext of a sealed chunk; throws HASH_MISMATCH when the tag does not authenticate it. */
   open(chunk: number, epoch: number, sealed: Uint8Array): Buffer;
 }
@@ -84,6 +94,19 @@ export function createChunkSealer(key: Uint8Array, transferId: Uint8Array): Chun
         throw new ShoalError(ErrorCode.HASH_MISMATCH, `chunk ${chunk} changed since it was first sealed`, { chunk });
       }
       tag.copy(out, at);
+      return out;
+    },
+    encryptAt(chunk, epoch, offset, plaintext) {
+      checkIndex(chunk, epoch);
+      if (!Number.isInteger(offset) || offset < 0 || offset + plaintext.byteLength > MAX_CTR_BYTES) throw new ShoalError(ErrorCode.BAD_REQUEST, 'offset out of range');
+      const skip = offset % 16;
+      const iv = Buffer.alloc(16);
+      nonce(chunk, epoch).copy(iv, 0);
+      iv.writeUInt32BE(2 + (offset - skip) / 16, 12);
+      const c = createCipheriv('aes-256-ctr', k, iv);
+      if (skip > 0) c.update(Buffer.alloc(skip));
+      const out = c.update(plaintext);
+      c.final();
       return out;
     },
     open(chunk, epoch, sealed) {

@@ -9,6 +9,7 @@
  * climbs back towards the ceiling when they do not, never below `minRateBps`.
  */
 import dgram from 'node:dgram';
+import type { BigIntStats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../logger.ts';
@@ -224,19 +225,21 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
 
   /**
    * Reads chunks in the given (ascending) order with `readAhead` reads in flight, into a ring of reused
-   * buffers: the caller must be done with a chunk's bytes before asking for the next one.
+   * buffers: the caller must be done with a chunk's bytes before asking for the next one. `span(c)` is the
+   * plaintext range of chunk c to read (the whole chunk when omitted); the buffer yielded starts at its start.
    */
-  async function* readChunks(fh: FileHandle, chunks: number[]): AsyncGenerator<[number, Buffer]> {
+  async function* readChunks(fh: FileHandle, chunks: number[], span?: (c: number) => [number, number]): AsyncGenerator<[number, Buffer]> {
     const inflight: Array<Promise<Buffer>> = [];
     const ring: Buffer[] = [];
     let next = 0;
     const readOne = async (c: number, slot: number) => {
-      const len = plainLength(c);
+      const [from, to] = span?.(c) ?? [0, plainLength(c)];
+      const len = to - from;
       ring[slot] ??= Buffer.allocUnsafe(chunkSize);
       const buf = ring[slot].subarray(0, len);
       let got = 0;
       while (got < len) {
-        const { bytesRead } = await fh.read(buf, got, len - got, c * chunkSize + got);
+        const { bytesRead } = await fh.read(buf, got, len - got, c * chunkSize + from + got);
         if (bytesRead === 0) throw new ShoalError(ErrorCode.HASH_MISMATCH, `file ${options.path} is shorter than its manifest`);
         got += bytesRead;
       }
@@ -256,6 +259,43 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     } finally {
       await Promise.allSettled(inflight);
     }
+  }
+
+  /**
+   * A repair that needs a few fragments of a chunk encrypts only their bytes (ChunkSealer.encryptAt) and takes
+   * the tag kept from the first seal: at 2 % loss most chunks lack one or two of their ~46 fragments, and
+   * resealing each whole chunk cost more than sending the repair. Chunks lacking more go through a whole
+   * reseal, which also checks the tag. The plaintext is the one first sealed because the source is checked
+   * unchanged before every repair pass (see checkSourceUnchanged).
+   */
+  const sliceRepair = (c: number, only: Set<number> | undefined): boolean =>
+    only !== undefined && tagKnown[c] === 1 && only.size * 3 <= layout(c).count;
+  /** Plaintext range [from, to) covering the listed fragments of chunk c. */
+  function fragmentRange(c: number, only: Set<number>): [number, number] {
+    const len = plainLength(c);
+    const { count } = layout(c);
+    let from = len;
+    let to = 0;
+    for (const f of only) {
+      const sp = fragmentSpan(len + SEAL_TAG_BYTES, count, f);
+      from = Math.min(from, sp.offset);
+      to = Math.max(to, sp.offset + sp.length);
+    }
+    return [Math.min(from, len), Math.min(Math.max(to, from), len)];
+  }
+  const scratch = Buffer.allocUnsafe(chunkSize + SEAL_TAG_BYTES);
+  /** The sealed bytes of chunk c at its listed fragments (other bytes of the result are meaningless). */
+  function sealFragments(c: number, only: Set<number>, plain: Buffer, from: number): Buffer {
+    const len = plainLength(c);
+    const { count } = layout(c);
+    const sealed = scratch.subarray(0, len + SEAL_TAG_BYTES);
+    for (const f of only) {
+      const sp = fragmentSpan(sealed.length, count, f);
+      const end = Math.min(sp.offset + sp.length, len);
+      if (sp.offset < end) sealer.encryptAt(c, epoch, sp.offset, plain.subarray(sp.offset - from, end - from)).copy(sealed, sp.offset);
+      if (sp.offset + sp.length > len) tags.copy(sealed, len, c * SEAL_TAG_BYTES, (c + 1) * SEAL_TAG_BYTES);
+    }
+    return sealed;
   }
 
   function sealChunk(c: number, plain: Buffer): Buffer {
@@ -287,13 +327,23 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     return out;
   }
 
+  /** Throws HASH_MISMATCH when the open source file was written since the transfer began (its change time
+   * moved): resending parts of it under the same nonces would then encrypt other bytes with the same key
+   * stream. */
+  async function checkSourceUnchanged(fh: FileHandle, first: BigIntStats): Promise<void> {
+    const now = await fh.stat({ bigint: true });
+    if (now.size !== first.size || now.mtimeNs !== first.mtimeNs || now.ctimeNs !== first.ctimeNs) {
+      throw new ShoalError(ErrorCode.HASH_MISMATCH, `file ${options.path} changed during the transfer`);
+    }
+  }
+
   return {
     async run(signal) {
       const fh = await open(options.path, 'r');
       let socket: dgram.Socket | null = null;
       try {
-        const st = await fh.stat();
-        if (st.size !== m.size) throw new ShoalError(ErrorCode.HASH_MISMATCH, `file is ${st.size} bytes, manifest says ${m.size}`);
+        const st = await fh.stat({ bigint: true });
+        if (st.size !== BigInt(m.size)) throw new ShoalError(ErrorCode.HASH_MISMATCH, `file is ${st.size} bytes, manifest says ${m.size}`);
         socket = await openSocket();
         let rate = ceiling;
         const pacer = createPacer(socket, rate);
@@ -309,9 +359,16 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
           const t0 = performance.now();
           let sent = 0;
           let wire = 0;
-          for await (const [c, plain] of readChunks(fh, work.chunks)) {
+          if (pass > 1) await checkSourceUnchanged(fh, st);
+          const span = (c: number) => {
+            const only = work.fragments.get(c);
+            return only && sliceRepair(c, only) ? fragmentRange(c, only) : [0, plainLength(c)] as [number, number];
+          };
+          for await (const [c, plain] of readChunks(fh, work.chunks, span)) {
             if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'multicast send aborted');
-            const list = datagrams(c, sealChunk(c, plain), work.fragments.get(c));
+            const only = work.fragments.get(c);
+            const sealed = only && sliceRepair(c, only) ? sealFragments(c, only, plain, span(c)[0]) : sealChunk(c, plain);
+            const list = datagrams(c, sealed, only);
             wire += await pacer.send(list, signal);
             sent += list.length;
           }

@@ -170,6 +170,23 @@ describe('PartialFile', () => {
     assert.deepEqual(await readFile(await pf.finalize()), data);
   });
 
+  it('accepts authenticated pieces without their own hash, yet never places a file whose bytes are wrong', async () => {
+    const { data, manifest } = await sample(100_000, 4096);
+    const dest = await tempDir();
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    // A member holding the transfer key seals a wrong piece 7: the chunk check cannot tell, the whole file can.
+    const forged = Buffer.from(data);
+    forged[pieceRange(manifest, 7).offset + 10] ^= 0xff;
+    await pf.writeAt(0, forged);
+    for (let i = pf.pieceCount - 1; i >= 0; i--) await (i % 2 ? pf.acceptPiece(i) : pf.acceptPiece(i, piece(forged, manifest, i)));
+    assert.equal(pf.complete, true);
+    await assert.rejects(pf.finalize(), (e) => isShoalError(e, 'HASH_MISMATCH'));
+    assert.deepEqual(pf.missing(), [7], 'only the forged piece is forgotten');
+    assert.deepEqual((await readdir(dest)).filter((n) => !n.startsWith('.')), [], 'nothing placed under the real name');
+    assert.equal(await pf.writePiece(7, piece(data, manifest, 7)), true);
+    assert.deepEqual(await readFile(await pf.finalize()), data);
+  });
+
   it('resumes a partial whose running hash was lost and finalizes to the right bytes', async () => {
     const { data, manifest } = await sample(50_000, 4096);
     const dest = await tempDir();

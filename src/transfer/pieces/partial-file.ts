@@ -73,6 +73,14 @@ export interface PartialFile {
    * with writeAt) nothing is read. The caller may reuse `bytes` once the promise settles.
    */
   verifyPiece(i: number, bytes?: Uint8Array): Promise<boolean>;
+  /**
+   * Records piece `i` (already written with writeAt) as held without hashing it against its piece hash, for
+   * bytes a transfer key already authenticated (multicast chunks are AES-GCM sealed by the coordinator); the
+   * piece still feeds the running whole-file hash, so finalize() puts nothing in place that does not match the
+   * manifest, and on a mismatch re-checks every piece and forgets the bad ones. Saves one SHA-256 pass over
+   * the file (about 0.2 CPU-s per 256 MiB). `bytes` as in verifyPiece.
+   */
+  acceptPiece(i: number, bytes?: Uint8Array): Promise<void>;
   /** Hashes `bytes` in memory first; writes and records piece `i` only when the hash matches. */
   writePiece(i: number, bytes: Uint8Array): Promise<boolean>;
   /** Whole-file SHA-256 check, then atomic move to the final path, which is returned. Same name with other
@@ -214,6 +222,16 @@ class PartialFileImpl implements PartialFile {
     this.#feed(i, bytes);
     await marked;
     return true;
+  }
+
+  async acceptPiece(i: number, bytes?: Uint8Array): Promise<void> {
+    this.#open();
+    this.#index(i);
+    if (this.#bits.has(i)) return;
+    if (bytes && bytes.length !== pieceRange(this.manifest, i).length) throw new ShoalError(ErrorCode.BAD_REQUEST, `piece ${i} has ${pieceRange(this.manifest, i).length} bytes, not ${bytes.length}`);
+    const marked = this.#mark(i);
+    this.#feed(i, bytes); // without bytes the running hash reads the piece back when its turn comes
+    await marked;
   }
 
   /** Advances the running whole-file hash with verified piece `i` (its bytes when the caller has them;
