@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'web/dist/**', 'artifacts/**'] },
+  { ignores: ['node_modules/**', 'web/dist/**', 'artifacts/**', 'build/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -15,6 +15,7 @@ command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -32,3 +33,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "shoal: installing npm packages"
   npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 fi
+# Batched UDP I/O for multicast (native/shoal_udp.c); npm's install step builds it too. Quick when up to date.
+node scripts/build-native.mjs

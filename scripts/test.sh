@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+if [ "$(uname -s)" = Linux ] && [ ! -f build/shoal_udp.node ]; then
+  echo "shoal: build/shoal_udp.node did not build (see above); the multicast tests need it" >&2
+  exit 1
+fi
 
 pg_started=0
 cleanup() {

@@ -14,6 +14,7 @@ import { openPartialFile, type PartialFile } from '../../src/transfer/pieces/par
 import { createMulticastReceiver, type MulticastReceiver } from '../../src/transfer/multicast/receiver.ts';
 import { createMulticastSender, type MulticastSenderOptions } from '../../src/transfer/multicast/sender.ts';
 import type { ReceiverStatus } from '../../src/transfer/multicast/receiver-status.ts';
+import { loadBatchUdp } from '../../src/transfer/multicast/batch-udp.ts';
 import type { Manifest } from '../../src/protocol/api.ts';
 import { freePort, loopbackMulticastProblem, nextGroup, partialsIn, randomFile, sha256File, tempDir } from './helpers.ts';
 
@@ -33,11 +34,11 @@ after(async () => {
 
 interface Rx { id: string; dir: string; partial: PartialFile; receiver: MulticastReceiver }
 
-async function makeReceiver(id: string, manifest: Manifest, group: string, port: number, key: Uint8Array, transferId: string, extra: { simulateLossRate?: number; dir?: string } = {}): Promise<Rx> {
+async function makeReceiver(id: string, manifest: Manifest, group: string, port: number, key: Uint8Array, transferId: string, extra: { simulateLossRate?: number; dir?: string; io?: 'batch' | 'dgram' } = {}): Promise<Rx> {
   const dir = extra.dir ?? join(work.dir, `${id}-${Math.random().toString(36).slice(2)}`);
   const partial = await openPartialFile({ manifest, destDir: dir, logger: silentLogger, durable: false });
   const receiver = createMulticastReceiver({ logger: silentLogger, partial }, {
-    address: group, port, interface: '127.0.0.1', key, transferId, manifest, chunkSize, receiverId: id, simulateLossRate: extra.simulateLossRate,
+    address: group, port, interface: '127.0.0.1', key, transferId, manifest, chunkSize, receiverId: id, simulateLossRate: extra.simulateLossRate, io: extra.io,
   });
   await receiver.start();
   return { id, dir, partial, receiver };
@@ -80,6 +81,29 @@ describe('multicast over loopback', () => {
     // Repair sends single fragments, not whole chunks: the bytes on the wire stay near the file size.
     assert.ok(result.wireBytes < src.manifest.size * 1.25, `wire bytes ${result.wireBytes} for ${src.manifest.size}`);
   });
+
+  for (const senderIo of ['batch', 'dgram'] as const) {
+    it(`moves a file between ${senderIo === 'batch' ? 'a batched sender and node:dgram receivers' : 'a node:dgram sender and batched receivers'} (both kinds of socket I/O agree)`, async (t) => {
+      if (skipReason) return t.skip(skipReason);
+      if (!loadBatchUdp()) return t.skip('build/shoal_udp.node is not built here (npm install builds it; scripts/test.sh requires it)');
+      const receiverIo = senderIo === 'batch' ? 'dgram' : 'batch';
+      const src = await randomFile(work.dir, `io-${senderIo}.bin`, 4 * MiB + 999, MiB);
+      const group = nextGroup();
+      const port = await freePort();
+      const key = randomBytes(32);
+      const rxs: Rx[] = [];
+      t.after(() => Promise.all(rxs.map((r) => r.receiver.stop())));
+      for (let i = 0; i < 2; i++) rxs.push(await makeReceiver(`r${i + 1}`, src.manifest, group, port, key, `tx-io-${senderIo}`, { io: receiverIo, simulateLossRate: i === 1 ? 0.03 : 0 }));
+      const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => rxs) }, { ...senderOptions(src.path, src.manifest, group, port, key, `tx-io-${senderIo}`, 200e6), io: senderIo });
+      const result = await sender.run(AbortSignal.timeout(60_000));
+      assert.equal(result.complete, true);
+      for (const r of rxs) {
+        await r.receiver.whenComplete(AbortSignal.timeout(10_000));
+        assert.equal(await sha256File(await r.partial.finalize()), src.manifest.sha256);
+      }
+      assert.ok(rxs[1].receiver.stats.simulatedDrops > 0 && result.passes.length >= 2, 'the lossy receiver was repaired');
+    });
+  }
 
   it('ends with correct copies when every datagram also arrives a second time, late and out of order', async (t) => {
     if (skipReason) return t.skip(skipReason);

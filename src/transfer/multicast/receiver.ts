@@ -20,6 +20,7 @@ import { DatagramKind, type DataDatagram } from '../../protocol/datagram-types.t
 import { createChunkSealer, SEAL_TAG_BYTES, wireTransferId } from '../../crypto/chunk-seal.ts';
 import type { PartialFile } from '../pieces/partial-file.ts';
 import type { ChunkRange, ReceiverStatus } from './receiver-status.ts';
+import { loadBatchUdp } from './batch-udp.ts';
 
 /** The PartialFile methods the receiver calls. */
 export type MulticastPartial = Pick<PartialFile, 'manifest' | 'tempPath' | 'complete' | 'has' | 'writeAt' | 'verifyPiece' | 'acceptPiece'>;
@@ -63,6 +64,9 @@ export interface MulticastReceiverOptions {
   /** Hash every piece against the manifest as it completes (default false: chunks are authenticated by
    * AES-GCM, and the whole-file SHA-256 checked when the file is finalized covers every byte once). */
   checkPieces?: boolean;
+  /** Socket I/O: 'batch' (recvmmsg through build/shoal_udp.node), 'dgram' (node:dgram) or 'auto' (default:
+   * batch where it is built). */
+  io?: 'auto' | 'batch' | 'dgram';
   /**
    * TEST KNOB ONLY: drop this fraction (0..1) of arriving datagrams before looking at them, to exercise
    * repair on loopback where the kernel loses nothing. Never set it in production (the namespace bed gives
@@ -223,7 +227,9 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     rejected: { malformed: 0, wrongTransfer: 0, auth: 0, overload: 0 },
     chunks: 0, pieces: 0, pieceFailures: 0, spilled: 0, simulatedDrops: 0, recvBufferBytes: 0, firstDataAt: null,
   };
-  let socket: dgram.Socket | null = null;
+  let socket: { close(): Promise<void> } | null = null;
+  /** True while datagrams arrive through batch I/O (their bytes are only valid during the call). */
+  let batchInput = false;
   let readHandle: Promise<FileHandle> | null = null;
   let stopped = false;
   let lastPassEnd = 0;
@@ -383,7 +389,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   /** Places sealed bytes [off, off+bytes) of a spilled chunk: ciphertext to disk (or to memory when `late`
    * and within budget: a fragment arriving after the spill, typically the one a repair pass resends), tag
    * bytes to memory. */
-  function placeSpilled(c: number, e: Entry, off: number, bytes: Uint8Array, late = false): void {
+  function placeSpilled(c: number, e: Entry, off: number, bytes: Uint8Array, late = false, transient = false): void {
     const len = plainLength(c);
     if (off < len) {
       const ct = bytes.subarray(0, Math.min(bytes.length, len - off));
@@ -392,7 +398,9 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
         e.lateBytes += ct.length;
         lateTotal += ct.length;
       } else {
-        io(c, 'spill', ct.length, () => partial.writeAt(c * chunkSize + off, ct));
+        // Bytes of a batch receive buffer are overwritten by the next batch: the queued write needs its own copy.
+        const own = transient ? Buffer.from(ct) : ct;
+        io(c, 'spill', ct.length, () => partial.writeAt(c * chunkSize + off, own));
       }
     }
     const tagFrom = Math.max(off, len);
@@ -468,7 +476,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     e.got[d.fragment] = 1;
     e.gotCount++;
     if (e.buf) e.buf.set(d.payload, span.offset);
-    else placeSpilled(c, e, span.offset, d.payload, true);
+    else placeSpilled(c, e, span.offset, d.payload, true, batchInput);
     if (e.gotCount === e.count) complete(c, e);
   }
 
@@ -510,48 +518,74 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       if (socket) return;
       stopped = false;
       if (m.size === 0 && !partial.has(0)) await partial.verifyPiece(0);
-      const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-      s.on('error', (err) => log.warn('socket error', { err }));
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        // Bound to the group address, not 0.0.0.0: Linux would otherwise also deliver datagrams of other
-        // groups joined on this host with the same port.
-        s.bind({ port: options.port, address: options.address, exclusive: false }, () => {
-          s.off('error', reject);
-          resolve();
-        });
-      });
-      try {
-        s.addMembership(options.address, options.interface);
-        const want = options.recvBufferBytes ?? 4 * 1024 * 1024;
-        try {
-          s.setRecvBufferSize(want);
-        } catch (err) {
-          log.warn('could not set receive buffer', { want, err });
-        }
-        stats.recvBufferBytes = s.getRecvBufferSize();
-        const level = stats.recvBufferBytes < want ? 'warn' : 'info';
-        log[level]('joined multicast group', { group: options.address, port: options.port, interface: options.interface, recvBufferAsked: want, recvBufferGranted: stats.recvBufferBytes, chunks: chunkCount, resumedChunks: chunkCount - countMissing() });
-      } catch (err) {
-        s.close();
-        throw new ShoalError(ErrorCode.UNREACHABLE, `cannot join ${options.address} on ${options.interface ?? 'default interface'}`, undefined, { cause: err });
-      }
-      s.on('message', (msg) => {
+      const want = options.recvBufferBytes ?? 4 * 1024 * 1024;
+      const handle = (msg: Buffer) => {
         try {
           onMessage(msg);
         } catch (err) {
           stats.rejected.malformed++;
           log.debug('datagram handler failed', { err });
         }
-      });
-      socket = s;
+      };
+      const batch = options.io === 'dgram' ? null : loadBatchUdp();
+      if (options.io === 'batch' && !batch) throw new ShoalError(ErrorCode.BAD_REQUEST, 'batched UDP I/O is not built here (npm install builds it)');
+      if (batch) {
+        try {
+          const b = batch.openReceiver({
+            group: options.address, port: options.port, iface: options.interface, recvBufferBytes: want,
+            onDatagram: (buf, start, length) => {
+              if (length < 0) {
+                stats.datagrams++;
+                stats.rejected.malformed++;
+                return;
+              }
+              handle(buf.subarray(start, start + length));
+            },
+            onError: (err) => log.warn('socket error', { err }),
+          });
+          batchInput = true;
+          stats.recvBufferBytes = b.recvBufferBytes;
+          socket = { close: async () => b.close() };
+        } catch (err) {
+          throw new ShoalError(ErrorCode.UNREACHABLE, `cannot join ${options.address} on ${options.interface ?? 'default interface'}`, undefined, { cause: err });
+        }
+      } else {
+        const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+        s.on('error', (err) => log.warn('socket error', { err }));
+        await new Promise<void>((resolve, reject) => {
+          s.once('error', reject);
+          // Bound to the group address, not 0.0.0.0: Linux would otherwise also deliver datagrams of other
+          // groups joined on this host with the same port.
+          s.bind({ port: options.port, address: options.address, exclusive: false }, () => {
+            s.off('error', reject);
+            resolve();
+          });
+        });
+        try {
+          s.addMembership(options.address, options.interface);
+          try {
+            s.setRecvBufferSize(want);
+          } catch (err) {
+            log.warn('could not set receive buffer', { want, err });
+          }
+          stats.recvBufferBytes = s.getRecvBufferSize();
+        } catch (err) {
+          s.close();
+          throw new ShoalError(ErrorCode.UNREACHABLE, `cannot join ${options.address} on ${options.interface ?? 'default interface'}`, undefined, { cause: err });
+        }
+        s.on('message', handle);
+        batchInput = false;
+        socket = { close: () => new Promise<void>((resolve) => s.close(() => resolve())) };
+      }
+      const level = stats.recvBufferBytes < want ? 'warn' : 'info';
+      log[level]('joined multicast group', { group: options.address, port: options.port, interface: options.interface, io: batch ? 'batch' : 'dgram', recvBufferAsked: want, recvBufferGranted: stats.recvBufferBytes, chunks: chunkCount, resumedChunks: chunkCount - countMissing() });
       checkComplete();
     },
     async stop() {
       stopped = true;
       const s = socket;
       socket = null;
-      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+      if (s) await s.close();
       await ioIdle();
       const fh = readHandle;
       readHandle = null;

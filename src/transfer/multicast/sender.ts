@@ -25,6 +25,7 @@ import {
 } from '../../protocol/datagram-types.ts';
 import { createChunkSealer, SEAL_TAG_BYTES, wireTransferId } from '../../crypto/chunk-seal.ts';
 import { missingChunkCount, planRepair, type ReceiverStatus } from './receiver-status.ts';
+import { BATCH_SLOT_BYTES, loadBatchUdp } from './batch-udp.ts';
 
 export interface MulticastSenderDeps {
   logger: Logger;
@@ -43,7 +44,7 @@ export interface MulticastSenderOptions {
   ttl?: number;
   /** Deliver to listeners on this host too (default true: an agent may run beside the coordinator). */
   loopback?: boolean;
-  /** Path MTU, bytes (default 1500). */
+  /** Path MTU, bytes (default 1500, at most 9244: a 9216-byte jumbo payload). */
   mtu?: number;
   /** Plaintext bytes per sealed chunk (see defaultChunkSize); must divide the piece size. */
   chunkSize: number;
@@ -71,6 +72,9 @@ export interface MulticastSenderOptions {
   passGraceMs?: number;
   /** Loss rate above which the rate backs off (default 0.1). */
   backoffLoss?: number;
+  /** Socket I/O: 'batch' (sendmmsg through build/shoal_udp.node), 'dgram' (node:dgram) or 'auto' (default:
+   * batch where it is built). */
+  io?: 'auto' | 'batch' | 'dgram';
   /**
    * Loss rate at or above which, two passes in a row, a receiver counts as not reached by multicast (a
    * router, a firewall); such a receiver, and one that heard nothing at all (a late join), is left out of
@@ -132,7 +136,8 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
   const m = options.manifest;
   const chunkSize = options.chunkSize;
   const mtu = options.mtu ?? 1500;
-  if (!Number.isInteger(mtu) || mtu < 576 || mtu > MAX_DATAGRAM_BYTES + IP_UDP_OVERHEAD_BYTES) throw new ShoalError(ErrorCode.BAD_REQUEST, `mtu ${mtu} out of range`);
+  // At most a jumbo frame: receivers read into slots of BATCH_SLOT_BYTES.
+  if (!Number.isInteger(mtu) || mtu < 576 || mtu > Math.min(MAX_DATAGRAM_BYTES, BATCH_SLOT_BYTES) + IP_UDP_OVERHEAD_BYTES) throw new ShoalError(ErrorCode.BAD_REQUEST, `mtu ${mtu} out of range (576 to ${BATCH_SLOT_BYTES + IP_UDP_OVERHEAD_BYTES})`);
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 16 * 1024 * 1024) throw new ShoalError(ErrorCode.BAD_REQUEST, 'chunk size out of range');
   if (m.pieces.length > 1 && m.pieceSize % chunkSize !== 0) throw new ShoalError(ErrorCode.BAD_REQUEST, 'chunk size must divide the piece size');
   if (!(options.rateBps > 0)) throw new ShoalError(ErrorCode.BAD_REQUEST, 'rate must be positive');
@@ -155,7 +160,25 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
   const tags = Buffer.alloc(chunkCount * SEAL_TAG_BYTES);
   const tagKnown = new Uint8Array(chunkCount);
 
-  async function openSocket(): Promise<dgram.Socket> {
+  /** The send side of the transfer: batched (sendmmsg) where built, else node:dgram. */
+  interface SendSocket {
+    /** Sends list[from..to) without waiting; returns how many went (fewer: the socket buffer is full). */
+    send(list: Uint8Array[], from: number, to: number): number;
+    /** Bytes queued in user space, not yet handed to the kernel (always 0 for the batched socket). */
+    queuedBytes(): number;
+    queuedCount(): number;
+    close(): Promise<void>;
+  }
+
+  async function openSocket(): Promise<SendSocket> {
+    const want = options.sendBufferBytes ?? 1024 * 1024;
+    const batch = options.io === 'dgram' ? null : loadBatchUdp();
+    if (options.io === 'batch' && !batch) throw new ShoalError(ErrorCode.BAD_REQUEST, 'batched UDP I/O is not built here (npm install builds it)');
+    if (batch) {
+      const b = batch.openSender({ group: options.address, port: options.port, iface: options.interface, ttl: options.ttl ?? 1, loopback: options.loopback ?? true, sendBufferBytes: want });
+      log.info('sending to multicast group', { group: options.address, port: options.port, interface: options.interface, io: 'batch', sendBufferGranted: b.sendBufferBytes, chunks: chunkCount, size: m.size });
+      return { send: b.send, queuedBytes: () => 0, queuedCount: () => 0, close: async () => b.close() };
+    }
     const s = dgram.createSocket({ type: 'udp4' });
     s.on('error', (err) => log.warn('socket error', { err }));
     await new Promise<void>((resolve, reject) => {
@@ -169,18 +192,25 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     if (options.interface) s.setMulticastInterface(options.interface);
     s.setMulticastTTL(options.ttl ?? 1);
     s.setMulticastLoopback(options.loopback ?? true);
-    const want = options.sendBufferBytes ?? 1024 * 1024;
     try {
       s.setSendBufferSize(want);
     } catch (err) {
       log.warn('could not set send buffer', { want, err });
     }
-    log.info('sending to multicast group', { group: options.address, port: options.port, interface: options.interface, sendBufferGranted: s.getSendBufferSize(), chunks: chunkCount, size: m.size });
-    return s;
+    log.info('sending to multicast group', { group: options.address, port: options.port, interface: options.interface, io: 'dgram', sendBufferGranted: s.getSendBufferSize(), chunks: chunkCount, size: m.size });
+    return {
+      send(list, from, to) {
+        for (let i = from; i < to; i++) s.send(list[i], options.port, options.address);
+        return to - from;
+      },
+      queuedBytes: () => s.getSendQueueSize(),
+      queuedCount: () => s.getSendQueueCount(),
+      close: () => new Promise<void>((resolve) => s.close(() => resolve())),
+    };
   }
 
   /** Token bucket over wire bytes; sleeps in ~1 ms steps (a timer per datagram would be far too coarse). */
-  function createPacer(socket: dgram.Socket, initialBps: number) {
+  function createPacer(socket: SendSocket, initialBps: number) {
     let bytesPerMs = initialBps / 8 / 1000;
     let tokens = 0;
     let last = performance.now();
@@ -193,24 +223,30 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     };
     setRate(initialBps);
     const queueLimit = 512 * 1024;
+    const frameCost = (d: Uint8Array) => d.byteLength + IP_UDP_OVERHEAD_BYTES + ETHERNET_OVERHEAD_BYTES;
     return {
       setRate,
       /** Sends every datagram in `list`, pacing; returns wire bytes. */
       async send(list: Uint8Array[], signal: AbortSignal): Promise<number> {
         let wire = 0;
         let i = 0;
-        for (let rounds = 0; i < list.length; rounds++) {
+        while (i < list.length) {
           const now = performance.now();
           tokens = Math.min(burst, tokens + (now - last) * bytesPerMs);
           last = now;
-          if (socket.getSendQueueSize() < queueLimit) {
-            while (i < list.length) {
-              const cost = list[i].byteLength + IP_UDP_OVERHEAD_BYTES + ETHERNET_OVERHEAD_BYTES;
-              if (tokens < cost) break;
-              tokens -= cost;
-              wire += cost;
-              socket.send(list[i], options.port, options.address);
-              i++;
+          if (socket.queuedBytes() < queueLimit) {
+            // As many as the tokens pay for, in one call; the kernel may take fewer (its buffer is full).
+            let j = i;
+            let cost = 0;
+            while (j < list.length && tokens >= cost + frameCost(list[j])) cost += frameCost(list[j++]);
+            if (j > i) {
+              const went = socket.send(list, i, j);
+              for (let k = i; k < i + went; k++) {
+                const c = frameCost(list[k]);
+                tokens -= c;
+                wire += c;
+              }
+              i += went;
             }
           }
           if (i < list.length) {
@@ -340,7 +376,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
   return {
     async run(signal) {
       const fh = await open(options.path, 'r');
-      let socket: dgram.Socket | null = null;
+      let socket: SendSocket | null = null;
       try {
         const st = await fh.stat({ bigint: true });
         if (st.size !== BigInt(m.size)) throw new ShoalError(ErrorCode.HASH_MISMATCH, `file is ${st.size} bytes, manifest says ${m.size}`);
@@ -378,7 +414,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
             await sleep(1, undefined, { signal }).catch(() => undefined);
           }
           // Let the socket queue drain before asking: a status taken while datagrams are queued asks for them again.
-          for (let k = 0; k < 2000 && socket.getSendQueueCount() > 0; k++) await sleep(1);
+          for (let k = 0; k < 2000 && socket.queuedCount() > 0; k++) await sleep(1);
           const ms = performance.now() - t0;
           await sleep(options.passGraceMs ?? 20, undefined, { signal }).catch(() => undefined);
           if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'multicast send aborted');
@@ -423,10 +459,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
         }
         return { passes, complete, incomplete: complete ? [] : incomplete, unreached: complete ? [] : [...unreached], finalRateBps: rate, ...total };
       } finally {
-        if (socket) {
-          const s = socket;
-          await new Promise<void>((resolve) => s.close(() => resolve()));
-        }
+        if (socket) await socket.close();
         await fh.close();
       }
     },

@@ -1,0 +1,358 @@
+/*
+ * Batched UDP I/O for the multicast sender and receiver (Linux): recvmmsg(2) and sendmmsg(2) move up to a few
+ * hundred datagrams per system call and per call into JavaScript, where node:dgram makes one of each per
+ * datagram. Sockets are created and owned here; src/transfer/multicast/batch-udp.ts wraps this module and
+ * falls back to node:dgram where it is not built.
+ *
+ * Receiver: open_receiver(group, port, iface, rcvbuf, data, lens, on_batch) joins `group` on `iface` and
+ * watches the socket with the Node event loop (uv_poll). When it is readable, datagrams are read into `data`
+ * (slot i at i * slot bytes, slot = data.length / lens.length) and their lengths into `lens` (-1: longer than
+ * a slot, truncated), then on_batch(count) is called; the buffers are reused for the next batch.
+ * Sender: open_sender(iface, ttl, loop, sndbuf) and send_batch(sender, list, from, to, group, port) → how many
+ * of list[from..to) the kernel took (fewer when the send buffer is full; never blocks).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define MAX_BATCH 256
+#define MAX_READS_PER_WAKE 16
+
+#define CHECK(call)                                                  \
+  do {                                                               \
+    if ((call) != napi_ok) {                                         \
+      napi_throw_error(env, "ERR_SHOAL_UDP", "N-API call failed");   \
+      return NULL;                                                   \
+    }                                                                \
+  } while (0)
+
+typedef struct {
+  uv_poll_t poll;
+  int fd;
+  int closing;
+  napi_env env;
+  napi_ref data_ref, lens_ref, cb_ref;
+  napi_async_context async;
+  uint8_t *data;
+  size_t data_len;
+  int32_t *lens;
+  size_t slots;
+  size_t slot;
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+} receiver_t;
+
+typedef struct {
+  int fd;
+} sender_t;
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_throw_error(env, "ERR_SHOAL_UDP", msg);
+  return NULL;
+}
+
+static int get_ipv4(napi_env env, napi_value v, struct in_addr *out, int allow_null) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (allow_null && (t == napi_null || t == napi_undefined)) {
+    out->s_addr = htonl(INADDR_ANY);
+    return 0;
+  }
+  if (t != napi_string) return -1;
+  char buf[64];
+  size_t n;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &n) != napi_ok) return -1;
+  return inet_pton(AF_INET, buf, out) == 1 ? 0 : -1;
+}
+
+static void on_closed(uv_handle_t *h) {
+  receiver_t *r = (receiver_t *)h->data;
+  close(r->fd);
+  napi_delete_reference(r->env, r->data_ref);
+  napi_delete_reference(r->env, r->lens_ref);
+  napi_delete_reference(r->env, r->cb_ref);
+  napi_async_destroy(r->env, r->async);
+  free(r);
+}
+
+static void on_readable(uv_poll_t *p, int status, int events) {
+  receiver_t *r = (receiver_t *)p->data;
+  (void)events;
+  if (r->closing) return;
+  napi_env env = r->env;
+  for (int round = 0; round < MAX_READS_PER_WAKE && !r->closing; round++) {
+    int n = 0;
+    if (status == 0) {
+      size_t want = r->slots < MAX_BATCH ? r->slots : MAX_BATCH;
+      for (size_t i = 0; i < want; i++) {
+        r->iov[i].iov_base = r->data + i * r->slot;
+        r->iov[i].iov_len = r->slot;
+        memset(&r->msgs[i].msg_hdr, 0, sizeof r->msgs[i].msg_hdr);
+        r->msgs[i].msg_hdr.msg_iov = &r->iov[i];
+        r->msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      n = recvmmsg(r->fd, r->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      if (n < 0) n = -errno;
+      for (int i = 0; i < n; i++) r->lens[i] = (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)r->msgs[i].msg_len;
+    } else {
+      n = status; /* a libuv error code (negative) */
+    }
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    napi_value cb, recv, arg, result;
+    if (napi_get_reference_value(env, r->cb_ref, &cb) == napi_ok && cb != NULL &&
+        napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, n, &arg) == napi_ok) {
+      napi_make_callback(env, r->async, recv, cb, 1, &arg, &result);
+      bool pending = false;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        napi_value ex;
+        napi_get_and_clear_last_exception(env, &ex);
+      }
+    }
+    napi_close_handle_scope(env, scope);
+    if (n < 0 || (size_t)n < (r->slots < MAX_BATCH ? r->slots : MAX_BATCH)) return;
+  }
+}
+
+/* open_receiver(group, port, iface|null, rcvbuf, data: Buffer, lens: Int32Array, on_batch) → [handle, rcvbuf granted] */
+static napi_value open_receiver(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) { napi_throw_type_error(env, NULL, "open_receiver needs 7 arguments"); return NULL; }
+  struct in_addr group, iface;
+  if (get_ipv4(env, argv[0], &group, 0) != 0 || get_ipv4(env, argv[2], &iface, 1) != 0) {
+    napi_throw_type_error(env, NULL, "group and interface must be IPv4 addresses");
+    return NULL;
+  }
+  int32_t port, rcvbuf;
+  CHECK(napi_get_value_int32(env, argv[1], &port));
+  CHECK(napi_get_value_int32(env, argv[3], &rcvbuf));
+  void *data;
+  size_t data_len;
+  CHECK(napi_get_buffer_info(env, argv[4], &data, &data_len));
+  napi_typedarray_type tt;
+  size_t nlens;
+  void *lens;
+  napi_value ab;
+  size_t off;
+  CHECK(napi_get_typedarray_info(env, argv[5], &tt, &nlens, &lens, &ab, &off));
+  if (tt != napi_int32_array || nlens == 0 || data_len / nlens < 64) {
+    napi_throw_type_error(env, NULL, "lens must be an Int32Array with at least 64 data bytes per slot");
+    return NULL;
+  }
+  napi_valuetype ct;
+  CHECK(napi_typeof(env, argv[6], &ct));
+  if (ct != napi_function) { napi_throw_type_error(env, NULL, "on_batch must be a function"); return NULL; }
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr = group; /* bound to the group: datagrams of other groups on this port stay out */
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) { int e = errno; close(fd); return throw_errno(env, "bind", e); }
+  struct ip_mreq mreq;
+  mreq.imr_multiaddr = group;
+  mreq.imr_interface = iface;
+  if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) != 0) { int e = errno; close(fd); return throw_errno(env, "join", e); }
+  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  int granted = 0;
+  socklen_t gl = sizeof granted;
+  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &gl);
+
+  receiver_t *r = calloc(1, sizeof *r);
+  if (!r) { close(fd); return throw_errno(env, "calloc", ENOMEM); }
+  r->fd = fd;
+  r->env = env;
+  r->data = data;
+  r->data_len = data_len;
+  r->lens = lens;
+  r->slots = nlens;
+  r->slot = data_len / nlens;
+  uv_loop_t *loop;
+  napi_value name;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_reference(env, argv[4], 1, &r->data_ref) != napi_ok ||
+      napi_create_reference(env, argv[5], 1, &r->lens_ref) != napi_ok || napi_create_reference(env, argv[6], 1, &r->cb_ref) != napi_ok ||
+      napi_create_string_utf8(env, "shoal:udp-batch", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &r->async) != napi_ok) {
+    close(fd);
+    free(r);
+    napi_throw_error(env, "ERR_SHOAL_UDP", "could not set up the receiver");
+    return NULL;
+  }
+  int rc = uv_poll_init(loop, &r->poll, fd);
+  if (rc == 0) {
+    r->poll.data = r;
+    rc = uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  }
+  if (rc != 0) {
+    close(fd);
+    napi_throw_error(env, "ERR_SHOAL_UDP", uv_strerror(rc));
+    return NULL;
+  }
+  napi_value handle, out, g;
+  CHECK(napi_create_external(env, r, NULL, NULL, &handle));
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_int32(env, granted, &g));
+  CHECK(napi_set_element(env, out, 0, handle));
+  CHECK(napi_set_element(env, out, 1, g));
+  return out;
+}
+
+static napi_value close_receiver(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  receiver_t *r;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&r));
+  if (r && !r->closing) {
+    r->closing = 1;
+    uv_poll_stop(&r->poll);
+    uv_close((uv_handle_t *)&r->poll, on_closed);
+  }
+  return NULL;
+}
+
+static void free_sender(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  sender_t *s = data;
+  if (s->fd >= 0) close(s->fd);
+  free(s);
+}
+
+/* open_sender(iface|null, ttl, loop: boolean, sndbuf) → [handle, sndbuf granted] */
+static napi_value open_sender(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) { napi_throw_type_error(env, NULL, "open_sender needs 4 arguments"); return NULL; }
+  struct in_addr iface;
+  if (get_ipv4(env, argv[0], &iface, 1) != 0) { napi_throw_type_error(env, NULL, "interface must be an IPv4 address"); return NULL; }
+  int32_t ttl, sndbuf;
+  bool loopback;
+  CHECK(napi_get_value_int32(env, argv[1], &ttl));
+  CHECK(napi_get_value_bool(env, argv[2], &loopback));
+  CHECK(napi_get_value_int32(env, argv[3], &sndbuf));
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr = iface;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) { int e = errno; close(fd); return throw_errno(env, "bind", e); }
+  unsigned char t = (unsigned char)ttl, l = loopback ? 1 : 0;
+  if (iface.s_addr != htonl(INADDR_ANY) && setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &iface, sizeof iface) != 0) {
+    int e = errno; close(fd); return throw_errno(env, "multicast interface", e);
+  }
+  setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &t, sizeof t);
+  setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &l, sizeof l);
+  if (sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  int granted = 0;
+  socklen_t gl = sizeof granted;
+  getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &granted, &gl);
+  sender_t *s = malloc(sizeof *s);
+  if (!s) { close(fd); return throw_errno(env, "malloc", ENOMEM); }
+  s->fd = fd;
+  napi_value handle, out, g;
+  if (napi_create_external(env, s, free_sender, NULL, &handle) != napi_ok) { free_sender(env, s, NULL); napi_throw_error(env, "ERR_SHOAL_UDP", "external"); return NULL; }
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_int32(env, granted, &g));
+  CHECK(napi_set_element(env, out, 0, handle));
+  CHECK(napi_set_element(env, out, 1, g));
+  return out;
+}
+
+/* send_batch(sender, list: Uint8Array[], from, to, group, port) → datagrams the kernel accepted */
+static napi_value send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) { napi_throw_type_error(env, NULL, "send_batch needs 6 arguments"); return NULL; }
+  sender_t *s;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&s));
+  int32_t from, to, port;
+  CHECK(napi_get_value_int32(env, argv[2], &from));
+  CHECK(napi_get_value_int32(env, argv[3], &to));
+  CHECK(napi_get_value_int32(env, argv[5], &port));
+  struct in_addr group;
+  if (get_ipv4(env, argv[4], &group, 0) != 0) { napi_throw_type_error(env, NULL, "group must be an IPv4 address"); return NULL; }
+  if (s->fd < 0) { napi_throw_error(env, "ERR_SHOAL_UDP", "sender closed"); return NULL; }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr = group;
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+  int total = 0;
+  while (from < to) {
+    int n = to - from < MAX_BATCH ? to - from : MAX_BATCH;
+    for (int i = 0; i < n; i++) {
+      napi_value el, ab;
+      napi_typedarray_type tt;
+      size_t len, off;
+      void *p;
+      CHECK(napi_get_element(env, argv[1], (uint32_t)(from + i), &el));
+      CHECK(napi_get_typedarray_info(env, el, &tt, &len, &p, &ab, &off));
+      if (tt != napi_uint8_array) { napi_throw_type_error(env, NULL, "datagrams must be Uint8Arrays"); return NULL; }
+      iov[i].iov_base = p;
+      iov[i].iov_len = len;
+      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+      msgs[i].msg_hdr.msg_name = &sa;
+      msgs[i].msg_hdr.msg_namelen = sizeof sa;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int sent = sendmmsg(s->fd, msgs, (unsigned)n, MSG_DONTWAIT);
+    if (sent < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR) break;
+      return throw_errno(env, "sendmmsg", errno);
+    }
+    total += sent;
+    from += sent;
+    if (sent < n) break;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, total, &out));
+  return out;
+}
+
+static napi_value close_sender(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sender_t *s;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&s));
+  if (s->fd >= 0) { close(s->fd); s->fd = -1; }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"openReceiver", NULL, open_receiver, NULL, NULL, NULL, napi_default, NULL},
+      {"closeReceiver", NULL, close_receiver, NULL, NULL, NULL, napi_default, NULL},
+      {"openSender", NULL, open_sender, NULL, NULL, NULL, napi_default, NULL},
+      {"sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"closeSender", NULL, close_sender, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,98 @@
+/**
+ * Batched UDP I/O for multicast (build/shoal_udp.node, built from native/shoal_udp.c at install): one
+ * recvmmsg/sendmmsg system call and one call into JavaScript per batch of up to 256 datagrams, where
+ * node:dgram makes one of each per datagram (measured on the bed: see bench/multicast/README.md). Linux
+ * only; `loadBatchUdp()` returns null where the module is not built or SHOAL_MULTICAST_IO=dgram, and the
+ * sender and receiver then use node:dgram.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** Largest datagram a batch receiver takes whole (a 9216-byte jumbo frame's payload fits); longer ones are
+ * truncated by the kernel and reported with length -1. The sender's MTU is capped to match. */
+export const BATCH_SLOT_BYTES = 9216;
+
+interface NativeModule {
+  openReceiver(group: string, port: number, iface: string | null, rcvbuf: number, data: Buffer, lens: Int32Array, onBatch: (count: number) => void): [unknown, number];
+  closeReceiver(handle: unknown): void;
+  openSender(iface: string | null, ttl: number, loopback: boolean, sndbuf: number): [unknown, number];
+  sendBatch(handle: unknown, list: Uint8Array[], from: number, to: number, group: string, port: number): number;
+  closeSender(handle: unknown): void;
+}
+
+export interface BatchReceiverSocket {
+  /** SO_RCVBUF granted by the kernel, bytes. */
+  readonly recvBufferBytes: number;
+  close(): void;
+}
+
+export interface BatchSenderSocket {
+  readonly sendBufferBytes: number;
+  /** Sends list[from..to) without blocking; returns how many the kernel took (fewer: its buffer is full). */
+  send(list: Uint8Array[], from: number, to: number): number;
+  close(): void;
+}
+
+export interface BatchUdp {
+  /**
+   * Joins `group` on `iface` and calls `onDatagram(buf, start, length)` for every datagram (length -1: longer
+   * than BATCH_SLOT_BYTES). `buf` is reused for the next batch: copy what must outlive the call.
+   */
+  openReceiver(o: { group: string; port: number; iface?: string; recvBufferBytes: number; onDatagram: (buf: Buffer, start: number, length: number) => void; onError: (err: Error) => void }): BatchReceiverSocket;
+  openSender(o: { group: string; port: number; iface?: string; ttl: number; loopback: boolean; sendBufferBytes: number }): BatchSenderSocket;
+}
+
+let cached: BatchUdp | null | undefined;
+
+/** The batch I/O module, or null where it is not available (then use node:dgram). */
+export function loadBatchUdp(): BatchUdp | null {
+  if (cached !== undefined) return cached;
+  cached = null;
+  if (process.platform !== 'linux' || process.env.SHOAL_MULTICAST_IO === 'dgram') return cached;
+  const path = fileURLToPath(new URL('../../../build/shoal_udp.node', import.meta.url));
+  if (!existsSync(path)) return cached;
+  let mod: NativeModule;
+  try {
+    mod = createRequire(import.meta.url)(path) as NativeModule;
+  } catch {
+    return cached;
+  }
+  cached = {
+    openReceiver(o) {
+      const slots = 128;
+      const data = Buffer.allocUnsafe(slots * BATCH_SLOT_BYTES);
+      const lens = new Int32Array(slots);
+      const [handle, granted] = mod.openReceiver(o.group, o.port, o.iface ?? null, o.recvBufferBytes, data, lens, (count) => {
+        if (count < 0) {
+          o.onError(new Error(`receive failed (errno ${-count})`));
+          return;
+        }
+        for (let i = 0; i < count; i++) o.onDatagram(data, i * BATCH_SLOT_BYTES, lens[i]);
+      });
+      let closed = false;
+      return {
+        recvBufferBytes: granted,
+        close() {
+          if (closed) return;
+          closed = true;
+          mod.closeReceiver(handle);
+        },
+      };
+    },
+    openSender(o) {
+      const [handle, granted] = mod.openSender(o.iface ?? null, o.ttl, o.loopback, o.sendBufferBytes);
+      let closed = false;
+      return {
+        sendBufferBytes: granted,
+        send: (list, from, to) => mod.sendBatch(handle, list, from, to, o.group, o.port),
+        close() {
+          if (closed) return;
+          closed = true;
+          mod.closeSender(handle);
+        },
+      };
+    },
+  };
+  return cached;
+}
