@@ -33,9 +33,7 @@ const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
   if (url.pathname === '/status') {
     const pass = Number(url.searchParams.get('pass') ?? '0');
-    void receiver.waitPassEnd(pass, 1500).then(async () => {
-      // Chunks being opened and written right now are not missing: let the disk queue settle briefly.
-      await new Promise((r) => setTimeout(r, 30));
+    void receiver.waitPassEnd(pass, 1500).then(() => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(receiver.status()));
     });

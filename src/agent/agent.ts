@@ -469,7 +469,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       send({ type: 'multicast-status', transferId, missing: [], received: 0, lossRate: 0 });
       return;
     }
-    // Chunks still on their way to disk would be reported missing and sent again: let the pass settle first.
+    // Datagrams of the pass may still be arriving until its end marker.
     if (pass !== undefined) await receiver.waitPassEnd(pass, 1000).catch(() => false);
     const st = receiver.status();
     send({

@@ -120,9 +120,9 @@ export interface MulticastReceiver {
   status(): ReceiverStatus;
   readonly stats: MulticastReceiverStats;
   /**
-   * Resolves true once the sender's end of pass `pass` (or a later one) was seen and the disk work it left
-   * has settled, false when the marker did not come within `timeoutMs`. Call it before status() on a
-   * status request: chunks still on their way to disk are reported missing.
+   * Resolves true once the sender's end of pass `pass` (or a later one) was seen, false when the marker did
+   * not come within `timeoutMs`. Call it before status() on a status request: datagrams of the pass may
+   * still be arriving until the marker.
    */
   waitPassEnd(pass: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
   /** Resolves when every piece of the file is verified (rejects with ABORTED on signal or stop). */
@@ -134,6 +134,8 @@ const COMPLETING = 1;
 const DONE = 2;
 /** Bytes of disk work allowed to queue before new datagrams are dropped (and repaired in a later pass). */
 const MAX_IO_QUEUED_BYTES = 64 * 1024 * 1024;
+/** Spilled chunks read back and opened at once. */
+const MAX_READ_BACKS = 16;
 /** Most spilled chunks remembered; beyond that a chunk's fragments are dropped and it is asked for whole. */
 const MAX_SPILLED = 262_144;
 /** Late fragments of one spilled chunk kept in memory, bytes; more go to disk. */
@@ -352,7 +354,24 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     return readHandle;
   }
 
+  // Spilled chunks completed by a repair pass are read back a few at a time: a repair pass completes
+  // thousands within a second, and each read-back holds a sealed chunk in memory while it runs. Queued ones
+  // hold nothing, so they do not count towards MAX_IO_QUEUED_BYTES (which would drop the repair datagrams
+  // that follow and cost another pass).
+  let readBacksRunning = 0;
+  const readBackWaiters: Array<() => void> = [];
   async function openSpilled(c: number, e: Entry): Promise<void> {
+    if (readBacksRunning >= MAX_READ_BACKS) await new Promise<void>((resolve) => readBackWaiters.push(resolve));
+    readBacksRunning++;
+    try {
+      await openSpilledNow(c, e);
+    } finally {
+      readBacksRunning--;
+      readBackWaiters.shift()?.();
+    }
+  }
+
+  async function openSpilledNow(c: number, e: Entry): Promise<void> {
     const len = plainLength(c);
     const sealed = Buffer.allocUnsafe(len + SEAL_TAG_BYTES);
     const fh = await readHandleOnce();
@@ -382,7 +401,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       const sealed = e.buf;
       io(c, 'chunk', sealed.length, () => openAndWrite(c, e, sealed).finally(() => releaseBuffer(e)));
     } else {
-      io(c, 'spilled chunk', plainLength(c), () => openSpilled(c, e));
+      io(c, 'spilled chunk', 0, () => openSpilled(c, e));
     }
   }
 
@@ -614,10 +633,10 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
         runStart = -1;
       };
       for (let c = 0; c < chunkCount; c++) {
-        // A chunk still on its way to disk counts as missing: if it then failed (a forged fragment, a write
-        // error) and had been reported held, the sender could finish believing this receiver complete.
-        if (state[c] === DONE) { flush(c); continue; }
-        if (state[c] === COMPLETING) { if (runStart < 0) runStart = c; continue; }
+        // A chunk with every fragment in hand counts as held even while it is being opened and written: waiting
+        // for the disk before answering cost every pass a turnaround. If it then fails (a forged fragment, a
+        // write error) it is missing again: the next pass sends it, or the swarm does after the last one.
+        if (state[c] === DONE || state[c] === COMPLETING) { flush(c); continue; }
         const e = mem.get(c) ?? spilled.get(c);
         const lacking = e ? e.count - e.gotCount : 0;
         if (e && e.gotCount > 0 && lacking <= e.count / 2 && listed + lacking <= maxPartialFragments) {
@@ -634,7 +653,6 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       return { receiverId, missing, partial: partialList, received: chunkCount - countMissing(), lossRate };
     },
     async waitPassEnd(pass, timeoutMs, signal) {
-      const deadline = Date.now() + timeoutMs;
       const seen = lastPassEnd >= pass || (await new Promise<boolean>((resolve) => {
         const done = (v: boolean) => {
           clearTimeout(timer);
@@ -648,13 +666,6 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
         passWaiters.add(w);
         signal?.addEventListener('abort', onAbort, { once: true });
       }));
-      // Then let chunks that are complete but still on their way to disk land, so they are not asked for again.
-      const left = deadline - Date.now();
-      if (seen && left > 0 && !signal?.aborted) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([ioIdle(), new Promise<void>((r) => (timer = setTimeout(r, left)))]);
-        clearTimeout(timer);
-      }
       return seen;
     },
     whenComplete(signal) {

@@ -68,7 +68,8 @@ export interface MulticastSenderOptions {
   sendBufferBytes?: number;
   /** File bytes read ahead of the sender, bytes (default 8 MiB). */
   readAheadBytes?: number;
-  /** Pause after the end-of-pass marker before asking for status, ms (default 20). */
+  /** Pause after the end-of-pass marker before asking for status, ms (default 5: receivers answer once they
+   * saw the marker, which follows the pass's data). */
   passGraceMs?: number;
   /** Loss rate above which the rate backs off (default 0.1). */
   backoffLoss?: number;
@@ -123,6 +124,11 @@ export interface MulticastSender {
   run(signal: AbortSignal): Promise<SendResult>;
 }
 
+/** Most bytes one read of the source covers (several chunks). */
+const READ_RUN_BYTES = 1024 * 1024;
+/** Unneeded bytes a read may span between two needed ranges rather than becoming two reads. */
+const READ_GAP_BYTES = 128 * 1024;
+
 /** A chunk size whose sealed form fills whole datagrams at `mtu` and stays near 64 KiB, bytes. */
 export function defaultChunkSize(_mtu = 1500): number {
   // Pieces are 4 MiB (or a smaller power of two) and chunks must divide them: 64 KiB costs 0.15% more frames
@@ -153,7 +159,8 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
   const ceiling = options.rateBps;
   const floor = Math.min(ceiling, options.minRateBps ?? ceiling / 8);
   const maxPasses = Math.max(1, options.maxPasses ?? 8);
-  const readAhead = Math.max(2, Math.floor((options.readAheadBytes ?? 8 * 1024 * 1024) / chunkSize));
+  const readAheadBytes = options.readAheadBytes ?? 8 * 1024 * 1024;
+  const runBytes = Math.max(READ_RUN_BYTES, chunkSize);
   const backoffLoss = options.backoffLoss ?? 0.1;
   const unreachedLoss = options.unreachedLoss ?? 0.5;
   /** Tag of each chunk's first seal: a reseal must reproduce it (same nonce must mean same plaintext). */
@@ -260,37 +267,56 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
   }
 
   /**
-   * Reads chunks in the given (ascending) order with `readAhead` reads in flight, into a ring of reused
-   * buffers: the caller must be done with a chunk's bytes before asking for the next one. `span(c)` is the
-   * plaintext range of chunk c to read (the whole chunk when omitted); the buffer yielded starts at its start.
+   * Reads chunks in the given (ascending) order. Neighbouring chunks are read together, up to READ_RUN_BYTES
+   * per read (a pass reads the file in 1 MiB reads, not 64 KiB ones; a repair pass that needs most chunks
+   * reads through the gaps instead of issuing thousands of small reads), with `readAheadBytes` in flight,
+   * into a ring of reused buffers: the caller must be done with a chunk's bytes before asking for the next
+   * one. `span(c)` is the plaintext range of chunk c to read (the whole chunk when omitted); the buffer
+   * yielded starts at its start.
    */
   async function* readChunks(fh: FileHandle, chunks: number[], span?: (c: number) => [number, number]): AsyncGenerator<[number, Buffer]> {
+    type Run = { start: number; end: number; items: Array<[number, number, number]> };
+    const runs: Run[] = [];
+    for (const c of chunks) {
+      const [from, to] = span?.(c) ?? [0, plainLength(c)];
+      const a = c * chunkSize + from;
+      const b = c * chunkSize + to;
+      const last = runs[runs.length - 1];
+      if (last && a >= last.end && a - last.end <= READ_GAP_BYTES && b - last.start <= runBytes) {
+        last.end = b;
+        last.items.push([c, a, b]);
+      } else {
+        runs.push({ start: a, end: b, items: [[c, a, b]] });
+      }
+    }
+    const inFlight = Math.max(2, Math.ceil(readAheadBytes / runBytes));
     const inflight: Array<Promise<Buffer>> = [];
     const ring: Buffer[] = [];
     let next = 0;
-    const readOne = async (c: number, slot: number) => {
-      const [from, to] = span?.(c) ?? [0, plainLength(c)];
-      const len = to - from;
-      ring[slot] ??= Buffer.allocUnsafe(chunkSize);
+    const readOne = async (run: Run, slot: number) => {
+      const len = run.end - run.start;
+      ring[slot] ??= Buffer.allocUnsafe(runBytes);
       const buf = ring[slot].subarray(0, len);
       let got = 0;
       while (got < len) {
-        const { bytesRead } = await fh.read(buf, got, len - got, c * chunkSize + from + got);
+        const { bytesRead } = await fh.read(buf, got, len - got, run.start + got);
         if (bytesRead === 0) throw new ShoalError(ErrorCode.HASH_MISMATCH, `file ${options.path} is shorter than its manifest`);
         got += bytesRead;
       }
       return buf;
     };
     try {
-      for (let k = 0; k < chunks.length; k++) {
-        while (next < chunks.length && inflight.length < readAhead) {
-          // Slot next % (readAhead + 1): the chunk the caller holds keeps its slot while readAhead others fill.
-          const p = readOne(chunks[next], next % (readAhead + 1));
+      for (let k = 0; k < runs.length; k++) {
+        while (next < runs.length && inflight.length < inFlight) {
+          // Slot next % (inFlight + 1): the run the caller holds keeps its slot while inFlight others fill.
+          const p = readOne(runs[next], next % (inFlight + 1));
           next++;
           p.catch(() => undefined);
           inflight.push(p);
         }
-        yield [chunks[k], await inflight.shift()!];
+        const buf = await inflight.shift()!;
+        const run = runs[k];
+        for (const [c, a, b] of run.items) yield [c, buf.subarray(a - run.start, b - run.start)];
       }
     } finally {
       await Promise.allSettled(inflight);
@@ -416,7 +442,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
           // Let the socket queue drain before asking: a status taken while datagrams are queued asks for them again.
           for (let k = 0; k < 2000 && socket.queuedCount() > 0; k++) await sleep(1);
           const ms = performance.now() - t0;
-          await sleep(options.passGraceMs ?? 20, undefined, { signal }).catch(() => undefined);
+          await sleep(options.passGraceMs ?? 5, undefined, { signal }).catch(() => undefined);
           if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'multicast send aborted');
           const statuses = await deps.collectStatus(pass, signal);
           const report: PassReport = { pass, chunks: work.chunks.length, datagrams: sent, wireBytes: wire, rateBps: rate, ms: Math.round(ms), missing: {}, loss: {} };
