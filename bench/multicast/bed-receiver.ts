@@ -50,11 +50,13 @@ const server = http.createServer((req, res) => {
 });
 await new Promise<void>((resolve) => server.listen(c.controlPort, ip, resolve));
 console.log(JSON.stringify({ ready: k, recvBufferBytes: receiver.stats.recvBufferBytes }));
+// CPU of the transfer itself: from listening to the verified copy (start-up and module loading excluded).
+const cpuAtReady = process.cpuUsage();
 
 finished = receiver.whenComplete().then(async () => {
   const path = await partial.finalize();
   const left = (await readdir(dir)).filter((n) => n.includes('.shoal-'));
-  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, cpu: process.cpuUsage() }));
+  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, cpu: process.cpuUsage(cpuAtReady), cpuTotal: process.cpuUsage() }));
   if (mode === 'exit') setImmediate(() => void shutdown(0));
 }, () => undefined);
 

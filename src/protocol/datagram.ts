@@ -99,38 +99,75 @@ export function encodeDatagram(d: Datagram): Uint8Array {
   }
 }
 
+/** The fields of one datagram as readDatagramAt leaves them (one object, reused from datagram to datagram). */
+export interface DatagramFields {
+  kind: DatagramKind;
+  /** Chunk index (DATA) or pass number (PASS_END). */
+  chunk: number;
+  epoch: number;
+  fragment: number;
+  fragments: number;
+  /** Where the payload starts in the buffer, and its length. */
+  payloadStart: number;
+  payloadLength: number;
+  /** PASS_END: DATA datagrams the pass sent. */
+  sent: number;
+}
+
+/** A DatagramFields to pass to readDatagramAt. */
+export function datagramFields(): DatagramFields {
+  return { kind: DatagramKind.DATA, chunk: 0, epoch: 0, fragment: 0, fragments: 0, payloadStart: 0, payloadLength: 0, sent: 0 };
+}
+
+/**
+ * Checks the datagram at bytes [at, at + length) of `view` and reads its fields into `out` without allocating
+ * (the receiver's path: thousands of datagrams per batch). The transfer id is at [at + 4, at + 12). Throws
+ * MALFORMED_DATAGRAM on anything decodeDatagram refuses: both are this one check.
+ */
+export function readDatagramAt(view: DataView, at: number, length: number, out: DatagramFields): void {
+  if (length < DATAGRAM_HEADER_BYTES) malformed(`truncated header (${length} bytes)`);
+  if (length > MAX_DATAGRAM_BYTES) malformed(`longer than ${MAX_DATAGRAM_BYTES} bytes`);
+  if (view.getUint16(at) !== DATAGRAM_MAGIC) malformed('bad magic');
+  const version = view.getUint8(at + 2);
+  if (version !== DATAGRAM_VERSION) malformed(`unsupported version ${version}`);
+  const kind = view.getUint8(at + 3);
+  const chunk = view.getUint32(at + 12);
+  const epoch = view.getUint16(at + 16);
+  const fragment = view.getUint16(at + 18);
+  const fragments = view.getUint16(at + 20);
+  const payloadLength = view.getUint16(at + 22);
+  if (payloadLength !== length - DATAGRAM_HEADER_BYTES) malformed(`payload length ${payloadLength} does not match ${length - DATAGRAM_HEADER_BYTES} bytes present`);
+  if (kind === DatagramKind.DATA) {
+    if (fragments < 1 || fragments > MAX_FRAGMENTS) malformed(`fragment count ${fragments} out of range`);
+    if (fragment >= fragments) malformed(`fragment index ${fragment} not below count ${fragments}`);
+    if (payloadLength < 1) malformed('empty payload');
+    out.sent = 0;
+  } else if (kind === DatagramKind.PASS_END) {
+    if (payloadLength !== PASS_END_PAYLOAD_BYTES || epoch !== 0 || fragment !== 0 || fragments !== 1) malformed('bad pass-end fields');
+    out.sent = view.getUint32(at + DATAGRAM_HEADER_BYTES);
+  } else {
+    malformed(`unknown kind ${kind}`);
+  }
+  out.kind = kind as DatagramKind;
+  out.chunk = chunk;
+  out.epoch = epoch;
+  out.fragment = fragment;
+  out.fragments = fragments;
+  out.payloadStart = at + DATAGRAM_HEADER_BYTES;
+  out.payloadLength = payloadLength;
+}
+
 /** Decodes one datagram. Payload and transfer id are views into `bytes`. Throws MALFORMED_DATAGRAM. */
 export function decodeDatagram(bytes: Uint8Array): Datagram {
-  if (bytes.byteLength < DATAGRAM_HEADER_BYTES) malformed(`truncated header (${bytes.byteLength} bytes)`);
-  if (bytes.byteLength > MAX_DATAGRAM_BYTES) malformed(`longer than ${MAX_DATAGRAM_BYTES} bytes`);
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (v.getUint16(0) !== DATAGRAM_MAGIC) malformed('bad magic');
-  const version = v.getUint8(2);
-  if (version !== DATAGRAM_VERSION) malformed(`unsupported version ${version}`);
-  const kind = v.getUint8(3);
+  const f = datagramFields();
+  readDatagramAt(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, bytes.byteLength, f);
   const transferId = bytes.subarray(4, 4 + TRANSFER_ID_BYTES);
-  const chunk = v.getUint32(12);
-  const epoch = v.getUint16(16);
-  const fragment = v.getUint16(18);
-  const fragments = v.getUint16(20);
-  const payloadLength = v.getUint16(22);
-  if (payloadLength !== bytes.byteLength - DATAGRAM_HEADER_BYTES) malformed(`payload length ${payloadLength} does not match ${bytes.byteLength - DATAGRAM_HEADER_BYTES} bytes present`);
-  switch (kind) {
-    case DatagramKind.DATA: {
-      if (fragments < 1 || fragments > MAX_FRAGMENTS) malformed(`fragment count ${fragments} out of range`);
-      if (fragment >= fragments) malformed(`fragment index ${fragment} not below count ${fragments}`);
-      if (payloadLength < 1) malformed('empty payload');
-      const d: DataDatagram = { kind, transferId, chunk, epoch, fragment, fragments, payload: bytes.subarray(DATAGRAM_HEADER_BYTES) };
-      return d;
-    }
-    case DatagramKind.PASS_END: {
-      if (payloadLength !== PASS_END_PAYLOAD_BYTES || epoch !== 0 || fragment !== 0 || fragments !== 1) malformed('bad pass-end fields');
-      const d: PassEndDatagram = { kind, transferId, pass: chunk, sent: v.getUint32(DATAGRAM_HEADER_BYTES) };
-      return d;
-    }
-    default:
-      return malformed(`unknown kind ${kind}`);
+  if (f.kind === DatagramKind.DATA) {
+    const d: DataDatagram = { kind: f.kind, transferId, chunk: f.chunk, epoch: f.epoch, fragment: f.fragment, fragments: f.fragments, payload: bytes.subarray(DATAGRAM_HEADER_BYTES) };
+    return d;
   }
+  const d: PassEndDatagram = { kind: DatagramKind.PASS_END, transferId, pass: f.chunk, sent: f.sent };
+  return d;
 }
 
 /** True when two transfer ids are equal (constant-time is not needed: ids are not secrets). */

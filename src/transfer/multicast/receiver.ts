@@ -15,8 +15,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../../logger.ts';
 import type { Manifest } from '../../protocol/api.ts';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
-import { decodeDatagram, fragmentSpan, sameTransferId } from '../../protocol/datagram.ts';
-import { DatagramKind, type DataDatagram } from '../../protocol/datagram-types.ts';
+import { datagramFields, fragmentSpan, readDatagramAt, type DatagramFields } from '../../protocol/datagram.ts';
+import { DatagramKind, TRANSFER_ID_BYTES } from '../../protocol/datagram-types.ts';
 import { createChunkSealer, SEAL_TAG_BYTES, wireTransferId } from '../../crypto/chunk-seal.ts';
 import type { PartialFile } from '../pieces/partial-file.ts';
 import type { ChunkRange, ReceiverStatus } from './receiver-status.ts';
@@ -460,13 +460,17 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     stats.spilled++;
   }
 
-  function onData(d: DataDatagram): void {
-    const c = d.chunk;
+  /** DATA datagram `f` whose payload is src[f.payloadStart, +f.payloadLength). */
+  function onData(f: DatagramFields, src: Buffer): void {
+    const c = f.chunk;
     if (c >= chunkCount) { stats.rejected.malformed++; return; }
     const sealedLen = plainLength(c) + SEAL_TAG_BYTES;
-    if (d.fragments > sealedLen) { stats.rejected.malformed++; return; }
-    const span = fragmentSpan(sealedLen, d.fragments, d.fragment);
-    if (span.length !== d.payload.length || span.length === 0) { stats.rejected.malformed++; return; }
+    if (f.fragments > sealedLen) { stats.rejected.malformed++; return; }
+    // fragmentSpan, inlined: this runs for every datagram.
+    const size = Math.ceil(sealedLen / f.fragments);
+    const offset = f.fragment * size;
+    const length = Math.max(0, Math.min(size, sealedLen - offset));
+    if (length !== f.payloadLength || length === 0) { stats.rejected.malformed++; return; }
     passDatagrams++;
     if (state[c] !== MISSING) { stats.duplicates++; return; }
     let e = mem.get(c) ?? spilled.get(c);
@@ -476,9 +480,9 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       stats.rejected.overload++;
       return;
     }
-    if (e && (e.epoch !== d.epoch || e.count !== d.fragments)) {
+    if (e && (e.epoch !== f.epoch || e.count !== f.fragments)) {
       // A newer epoch replaces what we held (the sender resealed); anything else inconsistent is dropped.
-      if (d.epoch <= e.epoch) { stats.rejected.malformed++; return; }
+      if (f.epoch <= e.epoch) { stats.rejected.malformed++; return; }
       mem.delete(c);
       spilled.delete(c);
       if (e.buf) releaseBuffer(e);
@@ -488,46 +492,41 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     if (!e) {
       if (mem.size >= maxMem) spillOldest();
       const backing = takeBuffer();
-      e = { epoch: d.epoch, count: d.fragments, got: new Uint8Array(d.fragments), gotCount: 0, buf: backing.subarray(0, sealedLen), backing, tag: null, late: null, lateBytes: 0 };
+      e = { epoch: f.epoch, count: f.fragments, got: new Uint8Array(f.fragments), gotCount: 0, buf: backing.subarray(0, sealedLen), backing, tag: null, late: null, lateBytes: 0 };
       mem.set(c, e);
     }
-    if (e.got[d.fragment] === 1) { stats.duplicates++; return; }
-    e.got[d.fragment] = 1;
+    if (e.got[f.fragment] === 1) { stats.duplicates++; return; }
+    e.got[f.fragment] = 1;
     e.gotCount++;
-    if (e.buf) e.buf.set(d.payload, span.offset);
-    else placeSpilled(c, e, span.offset, d.payload, true, batchInput);
+    if (e.buf) src.copy(e.buf, offset, f.payloadStart, f.payloadStart + length);
+    else placeSpilled(c, e, offset, src.subarray(f.payloadStart, f.payloadStart + length), true, batchInput);
     if (e.gotCount === e.count) complete(c, e);
   }
 
-  function onMessage(msg: Buffer): void {
+  const fields = datagramFields();
+  /** The datagram at src[at, at + length); `view` is a DataView over all of src. */
+  function onMessage(src: Buffer, view: DataView, at: number, length: number): void {
     stats.datagrams++;
-    stats.bytes += msg.length;
+    stats.bytes += length;
     if (dropRate > 0 && Math.random() < dropRate) { stats.simulatedDrops++; return; }
-    let d;
     try {
-      d = decodeDatagram(msg);
+      readDatagramAt(view, at, length, fields);
     } catch {
       stats.rejected.malformed++;
       return;
     }
-    if (!sameTransferId(d.transferId, tid)) { stats.rejected.wrongTransfer++; return; }
+    for (let i = 0; i < TRANSFER_ID_BYTES; i++) {
+      if (src[at + 4 + i] !== tid[i]) { stats.rejected.wrongTransfer++; return; }
+    }
     stats.firstDataAt ??= Date.now();
-    switch (d.kind) {
-      case DatagramKind.DATA:
-        onData(d);
-        return;
-      case DatagramKind.PASS_END:
-        if (d.pass > lastPassEnd) {
-          lastPassEnd = d.pass;
-          lossRate = d.sent > 0 ? Math.min(1, Math.max(0, 1 - passDatagrams / d.sent)) : 0;
-          passDatagrams = 0;
-          for (const w of passWaiters) w();
-        }
-        return;
-      default: {
-        const never: never = d;
-        void never;
-      }
+    if (fields.kind === DatagramKind.DATA) {
+      onData(fields, src);
+    } else if (fields.chunk > lastPassEnd) {
+      // PASS_END (readDatagramAt accepts no other kind): fields.chunk is the pass number.
+      lastPassEnd = fields.chunk;
+      lossRate = fields.sent > 0 ? Math.min(1, Math.max(0, 1 - passDatagrams / fields.sent)) : 0;
+      passDatagrams = 0;
+      for (const w of passWaiters) w();
     }
   }
 
@@ -538,15 +537,17 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       stopped = false;
       if (m.size === 0 && !partial.has(0)) await partial.verifyPiece(0);
       const want = options.recvBufferBytes ?? 4 * 1024 * 1024;
-      const handle = (msg: Buffer) => {
+      const handle = (src: Buffer, view: DataView, at: number, length: number) => {
         try {
-          onMessage(msg);
+          onMessage(src, view, at, length);
         } catch (err) {
           stats.rejected.malformed++;
           log.debug('datagram handler failed', { err });
         }
       };
       const batch = options.io === 'dgram' ? null : loadBatchUdp();
+      let batchBuf: Buffer | null = null;
+      let batchView: DataView | null = null;
       if (options.io === 'batch' && !batch) throw new ShoalError(ErrorCode.BAD_REQUEST, 'batched UDP I/O is not built here (npm install builds it)');
       if (batch) {
         try {
@@ -558,7 +559,11 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
                 stats.rejected.malformed++;
                 return;
               }
-              handle(buf.subarray(start, start + length));
+              if (buf !== batchBuf) {
+                batchBuf = buf;
+                batchView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+              }
+              handle(buf, batchView!, start, length);
             },
             onError: (err) => log.warn('socket error', { err }),
           });
@@ -592,7 +597,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
           s.close();
           throw new ShoalError(ErrorCode.UNREACHABLE, `cannot join ${options.address} on ${options.interface ?? 'default interface'}`, undefined, { cause: err });
         }
-        s.on('message', handle);
+        s.on('message', (msg: Buffer) => handle(msg, new DataView(msg.buffer, msg.byteOffset, msg.byteLength), 0, msg.length));
         batchInput = false;
         socket = { close: () => new Promise<void>((resolve) => s.close(() => resolve())) };
       }
