@@ -34,11 +34,12 @@ after(async () => {
 
 interface Rx { id: string; dir: string; partial: PartialFile; receiver: MulticastReceiver }
 
-async function makeReceiver(id: string, manifest: Manifest, group: string, port: number, key: Uint8Array, transferId: string, extra: { simulateLossRate?: number; dir?: string; io?: 'batch' | 'dgram' } = {}): Promise<Rx> {
+async function makeReceiver(id: string, manifest: Manifest, group: string, port: number, key: Uint8Array, transferId: string, extra: { simulateLossRate?: number; dir?: string; io?: 'batch' | 'dgram'; pieceBufferBytes?: number; reassemblyBytes?: number } = {}): Promise<Rx> {
   const dir = extra.dir ?? join(work.dir, `${id}-${Math.random().toString(36).slice(2)}`);
   const partial = await openPartialFile({ manifest, destDir: dir, logger: silentLogger, durable: false });
   const receiver = createMulticastReceiver({ logger: silentLogger, partial }, {
     address: group, port, interface: '127.0.0.1', key, transferId, manifest, chunkSize, receiverId: id, simulateLossRate: extra.simulateLossRate, io: extra.io,
+    pieceBufferBytes: extra.pieceBufferBytes, reassemblyBytes: extra.reassemblyBytes,
   });
   await receiver.start();
   return { id, dir, partial, receiver };
@@ -104,6 +105,30 @@ describe('multicast over loopback', () => {
       assert.ok(rxs[1].receiver.stats.simulatedDrops > 0 && result.passes.length >= 2, 'the lossy receiver was repaired');
     });
   }
+
+  it('ends with correct copies when piece copies are evicted and incomplete chunks spill to disk all the time', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    // 256 KiB pieces, room for one piece copy and four incomplete chunks: most chunks are written when their
+    // piece's copy is evicted, or go through the spill and read-back path, instead of the in-memory path.
+    const src = await randomFile(work.dir, 'evict.bin', 6 * MiB + 4321, 256 * 1024);
+    const group = nextGroup();
+    const port = await freePort();
+    const key = randomBytes(32);
+    const rxs: Rx[] = [];
+    t.after(() => Promise.all(rxs.map((r) => r.receiver.stop())));
+    for (let i = 0; i < 2; i++) {
+      rxs.push(await makeReceiver(`r${i + 1}`, src.manifest, group, port, key, 'tx-evict', { simulateLossRate: 0.04, pieceBufferBytes: 256 * 1024, reassemblyBytes: 4 * (chunkSize + 16) }));
+    }
+    const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => rxs) }, senderOptions(src.path, src.manifest, group, port, key, 'tx-evict', 100e6));
+    const result = await sender.run(AbortSignal.timeout(60_000));
+    assert.equal(result.complete, true);
+    for (const r of rxs) {
+      await r.receiver.whenComplete(AbortSignal.timeout(10_000));
+      assert.ok(r.receiver.stats.spilled > 0, 'chunks were spilled');
+      assert.equal(await sha256File(await r.partial.finalize()), src.manifest.sha256);
+      assert.deepEqual(await partialsIn(r.dir), []);
+    }
+  });
 
   it('ends with correct copies when every datagram also arrives a second time, late and out of order', async (t) => {
     if (skipReason) return t.skip(skipReason);

@@ -192,36 +192,79 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const state = new Uint8Array(chunkCount);
   const pieceLeft = new Int32Array(m.pieces.length);
   const mem = new Map<number, Entry>();
-  // Plaintext copies of pieces in progress, oldest first; `copied` counts the chunks placed in `buf`. A piece
-  // whose copy was evicted (its chunks are still on disk) is marked in `pieceOnDiskOnly` and verified from disk.
-  const pieceBufs = new Map<number, { buf: Buffer; copied: number }>();
+  // Plaintext copies of pieces in progress, oldest first; `copied` counts the chunks placed in `buf`, and
+  // `unwritten` marks those not written to the file yet: a chunk that lands in its piece's copy is written
+  // with its neighbours (the whole piece in one write when it completes there, its runs of chunks when the
+  // copy is evicted), not one 64 KiB write each. A piece whose copy was evicted is marked in
+  // `pieceOnDiskOnly`; its later chunks are written one by one and it is checked from disk.
+  interface PieceBuf { buf: Buffer; copied: number; unwritten: Uint8Array }
+  const pieceBufs = new Map<number, PieceBuf>();
   const piecePool: Buffer[] = [];
   const pieceOnDiskOnly = new Uint8Array(m.pieces.length);
+  /** Pieces whose evicted copy is being written: resolves false when that failed. */
+  const flushes = new Map<number, Promise<boolean>>();
   const chunksIn = (p: number) => Math.min(chunkCount, (p + 1) * chunksPerPiece) - p * chunksPerPiece;
-  const dropPieceBuffer = (p: number) => {
-    const pb = pieceBufs.get(p);
-    if (!pb) return;
-    pieceBufs.delete(p);
+  const recycle = (pb: PieceBuf) => {
     if (piecePool.length < maxPieceBuffers) piecePool.push(pb.buf);
   };
-  /** Copies chunk `c`'s plaintext into its piece's buffer (taking the oldest piece's buffer when all are used). */
-  const keepPlain = (c: number, plain: Buffer) => {
-    if (maxPieceBuffers === 0) return;
+  /** Writes the chunks of piece p held only in its copy, one write per run of neighbours. */
+  const flushPiece = async (p: number, pb: PieceBuf): Promise<void> => {
+    const n = chunksIn(p);
+    const writes: Array<Promise<void>> = [];
+    let run = -1;
+    for (let k = 0; k <= n; k++) {
+      const held = k < n && pb.unwritten[k] === 1;
+      if (held && run < 0) run = k;
+      if (!held && run >= 0) {
+        const to = Math.min(k * chunkSize, pieceLengthOf(p));
+        writes.push(partial.writeAt((p * chunksPerPiece + run) * chunkSize, pb.buf.subarray(run * chunkSize, to)));
+        run = -1;
+      }
+    }
+    pb.unwritten.fill(0);
+    await Promise.all(writes);
+  };
+  /** Forgets the chunks of piece p (they are asked for again). */
+  const forgetPiece = (p: number) => {
+    for (let k = p * chunksPerPiece; k < Math.min(chunkCount, (p + 1) * chunksPerPiece); k++) {
+      if (state[k] === DONE) { state[k] = MISSING; pieceLeft[p]++; }
+    }
+  };
+  const evictOldestPiece = () => {
+    const oldest = pieceBufs.keys().next().value as number;
+    const pb = pieceBufs.get(oldest)!;
+    pieceBufs.delete(oldest);
+    pieceOnDiskOnly[oldest] = 1;
+    const done = flushPiece(oldest, pb).then(() => true, (err: unknown) => {
+      log.warn('piece write failed; asking for it again', { piece: oldest, err });
+      forgetPiece(oldest);
+      return false;
+    });
+    flushes.set(oldest, done);
+    io(-2 - oldest, 'piece write', 0, async () => {
+      await done;
+      if (flushes.get(oldest) === done) flushes.delete(oldest);
+      recycle(pb);
+    });
+  };
+  /** Copies chunk `c`'s plaintext into its piece's copy (evicting the oldest copy when all are used); false
+   * when it has none, and the caller writes the chunk itself. */
+  const keepPlain = (c: number, plain: Buffer): boolean => {
+    if (maxPieceBuffers === 0) return false;
     const p = pieceOf(c);
-    if (pieceOnDiskOnly[p]) return;
+    if (pieceOnDiskOnly[p]) return false;
     let pb = pieceBufs.get(p);
     if (!pb) {
-      if (pieceLeft[p] < chunksIn(p)) { pieceOnDiskOnly[p] = 1; return; } // earlier chunks went to disk only
-      if (pieceBufs.size >= maxPieceBuffers) {
-        const oldest = pieceBufs.keys().next().value as number;
-        pieceOnDiskOnly[oldest] = 1;
-        dropPieceBuffer(oldest);
-      }
-      pb = { buf: piecePool.pop() ?? Buffer.allocUnsafe(m.pieceSize), copied: 0 };
+      if (pieceLeft[p] < chunksIn(p)) { pieceOnDiskOnly[p] = 1; return false; } // earlier chunks went to disk only
+      if (pieceBufs.size >= maxPieceBuffers) evictOldestPiece();
+      pb = { buf: piecePool.pop() ?? Buffer.allocUnsafe(m.pieceSize), copied: 0, unwritten: new Uint8Array(chunksPerPiece) };
       pieceBufs.set(p, pb);
     }
-    plain.copy(pb.buf, (c - p * chunksPerPiece) * chunkSize);
+    const k = c - p * chunksPerPiece;
+    plain.copy(pb.buf, k * chunkSize);
     pb.copied++;
+    pb.unwritten[k] = 1;
+    return true;
   };
   const spilled = new Map<number, Entry>();
   const stats: MulticastReceiverStats = {
@@ -306,16 +349,25 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       const pb = pieceBufs.get(p);
       pieceBufs.delete(p);
       pieceOnDiskOnly[p] = 0;
+      const flushing = flushes.get(p);
       const bytes = pb && pb.copied === chunksIn(p) ? pb.buf.subarray(0, pieceLengthOf(p)) : undefined;
       io(VERIFY_CHAIN, 'verify', bytes?.length ?? 0, async () => {
         let ok: boolean;
         try {
+          if (flushing && !(await flushing)) {
+            forgetPiece(p); // its evicted copy did not reach the file: the piece is asked for again
+            return;
+          }
+          if (pb) await flushPiece(p, pb);
           // Every chunk of the piece passed AES-GCM under the transfer key: the piece is accepted without its
           // own hash, and the whole-file hash at finalize() decides (checkPieces: hash each piece as well).
           if (options.checkPieces) ok = await partial.verifyPiece(p, bytes);
           else ok = await partial.acceptPiece(p, bytes).then(() => true);
+        } catch (err) {
+          log.warn('piece write failed; asking for it again', { piece: p, err });
+          ok = false;
         } finally {
-          if (pb && piecePool.length < maxPieceBuffers) piecePool.push(pb.buf);
+          if (pb) recycle(pb);
         }
         if (ok) {
           stats.pieces++;
@@ -323,9 +375,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
         } else {
           stats.pieceFailures++;
           log.warn('piece failed verification after multicast; asking for it again', { piece: p });
-          for (let k = p * chunksPerPiece; k < Math.min(chunkCount, (p + 1) * chunksPerPiece); k++) {
-            if (state[k] === DONE) { state[k] = MISSING; pieceLeft[p]++; }
-          }
+          forgetPiece(p);
         }
       });
     }
@@ -340,10 +390,11 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       state[c] = MISSING;
       return Promise.resolve();
     }
-    return partial.writeAt(c * chunkSize, plain).then(() => {
-      keepPlain(c, plain);
+    if (keepPlain(c, plain)) {
       markChunkDone(c);
-    }, (err: unknown) => {
+      return Promise.resolve();
+    }
+    return partial.writeAt(c * chunkSize, plain).then(() => markChunkDone(c), (err: unknown) => {
       state[c] = MISSING;
       log.warn('chunk write failed', { chunk: c, err });
     });
@@ -618,6 +669,8 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       spilled.clear();
       lateTotal = 0;
       pool.length = 0;
+      // Chunks held only in piece copies never reached the file: they are missing again.
+      for (const [p, pb] of pieceBufs) if (pb.unwritten.some((u) => u === 1)) forgetPiece(p);
       pieceBufs.clear();
       piecePool.length = 0;
       for (const w of completeWaiters) w();
