@@ -16,6 +16,7 @@ import { Bitfield } from '../pieces/bitfield.ts';
 import { pieceRange } from '../pieces/piece-map.ts';
 import type { PartialFile } from '../pieces/partial-file.ts';
 import { createPinnedDispatcher, normalizeFingerprint } from './pinned-dispatcher.ts';
+import { createPieceClient, type PieceClient } from './piece-client.ts';
 import type { HaveResponse } from './piece-server.ts';
 
 /** A peer that serves pieces: `url` is its base (the piece routes are `<url>/pieces/…`). */
@@ -94,6 +95,8 @@ export interface DownloadResult {
 interface HolderState {
   holder: Holder;
   base: string;
+  /** Piece bodies go through this client (see piece-client.ts); the bitfield through `dispatcher`. */
+  client: PieceClient;
   dispatcher: Agent;
   /** Pieces it said it has; null = assume every piece. */
   have: Bitfield | null;
@@ -165,6 +168,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const states: HolderState[] = checked.map(({ h, base }) => ({
     holder: h,
     base,
+    client: createPieceClient({ url: base, fingerprint: h.fingerprint, ca: options.ca, connections: streams, idleTimeoutMs: Math.min(30_000, requestTimeoutMs) }),
     dispatcher: createPinnedDispatcher({ fingerprint: h.fingerprint, ca: options.ca, connections: streams, idleTimeoutMs: Math.min(30_000, requestTimeoutMs) }),
     have: null,
     ready: false,
@@ -555,33 +559,23 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const fetchPiece = async (f: InFlight): Promise<Buffer> => {
     const s = f.holder;
     const { length } = pieceRange(manifest, f.index);
-    const signal = AbortSignal.any([f.controller.signal, AbortSignal.timeout(requestTimeoutMs)]);
-    const r = await request(`${s.base}/pieces/${manifest.sha256}/${f.index}`, {
-      dispatcher: s.dispatcher,
-      headers: { authorization: `Bearer ${ticket}` },
-      signal,
-    });
-    if (r.statusCode !== 200) {
-      const text = await readText(r.body, 64 * 1024).catch(() => '');
-      const code = errorCode(text) ?? ErrorCode.PEER_FAILED;
-      throw new ShoalError(code, `holder ${s.holder.id} answered ${r.statusCode} for piece ${f.index}`);
-    }
     // Piece buffers are reused: memory stays at holders × streams pieces however long the file.
     f.buffer = pool.pop() ?? Buffer.allocUnsafeSlow(manifest.pieceSize);
     const buf = f.buffer.subarray(0, length);
-    let got = 0;
-    for await (const chunk of r.body as AsyncIterable<Buffer>) {
-      if (got + chunk.length > length) {
-        r.body.destroy();
-        throw new ShoalError(ErrorCode.HASH_MISMATCH, `holder ${s.holder.id} sent more than piece ${f.index} holds`);
-      }
-      chunk.copy(buf, got);
-      got += chunk.length;
-      s.bytes += chunk.length;
-      bytesReceived += chunk.length;
-      rateBytes += chunk.length;
+    const signal = AbortSignal.any([f.controller.signal, AbortSignal.timeout(requestTimeoutMs)]);
+    const r = await s.client.get(`/pieces/${manifest.sha256}/${f.index}`, { authorization: `Bearer ${ticket}` }, buf, (n) => {
+      s.bytes += n;
+      bytesReceived += n;
+      rateBytes += n;
+    }, signal).catch((err: unknown) => {
+      if (isShoalError(err, ErrorCode.HASH_MISMATCH)) throw new ShoalError(ErrorCode.HASH_MISMATCH, `holder ${s.holder.id} sent more than piece ${f.index} holds`);
+      throw err;
+    });
+    if (r.status !== 200) {
+      const code = errorCode(r.text) ?? ErrorCode.PEER_FAILED;
+      throw new ShoalError(code, `holder ${s.holder.id} answered ${r.status} for piece ${f.index}`);
     }
-    if (got !== length) throw new ShoalError(ErrorCode.PEER_FAILED, `holder ${s.holder.id} sent ${got} of ${length} bytes of piece ${f.index}`);
+    if (r.length !== length) throw new ShoalError(ErrorCode.PEER_FAILED, `holder ${s.holder.id} sent ${r.length} of ${length} bytes of piece ${f.index}`);
     return buf;
   };
 
@@ -609,6 +603,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     for (const s of states) if (s.timer) clearTimeout(s.timer);
     // Requests were aborted by finish(); wait for them so that no piece is written after we return.
     for (let round = 0; running.size > 0 && round < 100; round++) await Promise.allSettled([...running]);
+    for (const s of states) s.client.close();
     await Promise.allSettled(states.map((s) => s.dispatcher.destroy()));
   }
 }
