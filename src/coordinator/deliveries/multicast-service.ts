@@ -243,12 +243,13 @@ export function createMulticastService(
         return createMulticastSender(
           {
             logger: log,
-            collectStatus: async (pass, signal) => {
+            collectStatus: async (marker, signal, pass) => {
               r.view.passes = Math.max(r.view.passes, pass);
               r.answers.clear();
               for (const a of r.agents.values()) {
                 try {
-                  a.send({ type: 'multicast-status-request', transferId, pass });
+                  // The agent waits for end-of-batch marker `marker` before it answers.
+                  a.send({ type: 'multicast-status-request', transferId, pass: marker });
                 } catch {
                   r.agents.delete(a.agentId);
                 }

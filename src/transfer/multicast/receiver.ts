@@ -134,6 +134,8 @@ const COMPLETING = 1;
 const DONE = 2;
 /** Bytes of disk work allowed to queue before new datagrams are dropped (and repaired in a later pass). */
 const MAX_IO_QUEUED_BYTES = 64 * 1024 * 1024;
+/** Datagrams a reported loss rate covers at least (the sender's batches can be a handful of repairs). */
+const LOSS_WINDOW = 1000;
 /** Spilled chunks read back and opened at once. */
 const MAX_READ_BACKS = 16;
 /** Most spilled chunks remembered; beyond that a chunk's fragments are dropped and it is asked for whole. */
@@ -279,6 +281,8 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   let stopped = false;
   let lastPassEnd = 0;
   let passDatagrams = 0;
+  let windowSent = 0;
+  let windowGot = 0;
   // Until an end-of-pass marker arrives this receiver has heard nothing it can measure: report total loss,
   // which is how the sender tells a receiver multicast does not reach (a poisoned or slow receiver that did
   // hear the marker reports its real loss instead).
@@ -575,8 +579,14 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     } else if (fields.chunk > lastPassEnd) {
       // PASS_END (readDatagramAt accepts no other kind): fields.chunk is the pass number.
       lastPassEnd = fields.chunk;
-      lossRate = fields.sent > 0 ? Math.min(1, Math.max(0, 1 - passDatagrams / fields.sent)) : 0;
+      // Loss over the last LOSS_WINDOW datagrams or more: a small repair batch alone says little.
+      windowSent += fields.sent;
+      windowGot += passDatagrams;
       passDatagrams = 0;
+      if (windowSent >= LOSS_WINDOW || lossRate === 1) {
+        lossRate = windowSent > 0 ? Math.min(1, Math.max(0, 1 - windowGot / windowSent)) : 0;
+        if (windowSent >= LOSS_WINDOW) windowSent = windowGot = 0;
+      }
       for (const w of passWaiters) w();
     }
   }

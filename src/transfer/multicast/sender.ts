@@ -29,8 +29,12 @@ import { BATCH_SLOT_BYTES, loadBatchUdp } from './batch-udp.ts';
 
 export interface MulticastSenderDeps {
   logger: Logger;
-  /** Asks every receiver of the transfer for its status after pass `pass` (bounded by the caller). */
-  collectStatus(pass: number, signal: AbortSignal): Promise<ReceiverStatus[]>;
+  /**
+   * Asks every receiver of the transfer for its status as of end-of-batch marker `marker` (the receivers wait
+   * for it; bounded by the caller). `pass` is the pass that batch belongs to (progress only). The sender
+   * never has two requests outstanding.
+   */
+  collectStatus(marker: number, signal: AbortSignal, pass: number): Promise<ReceiverStatus[]>;
 }
 
 export interface MulticastSenderOptions {
@@ -407,45 +411,136 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
         const st = await fh.stat({ bigint: true });
         if (st.size !== BigInt(m.size)) throw new ShoalError(ErrorCode.HASH_MISMATCH, `file is ${st.size} bytes, manifest says ${m.size}`);
         socket = await openSocket();
+        const sock = socket;
         let rate = ceiling;
-        const pacer = createPacer(socket, rate);
+        const pacer = createPacer(sock, rate);
         const passes: PassReport[] = [];
         let total = { datagrams: 0, wireBytes: 0 };
-        let work: { chunks: number[]; fragments: Map<number, Set<number>> } = { chunks: Array.from({ length: chunkCount }, (_, i) => i), fragments: new Map() };
         let incomplete: string[] = [];
         const unreached = new Set<string>();
         const highLoss = new Map<string, number>();
         let complete = false;
-        for (let pass = 1; pass <= maxPasses; pass++) {
-          pacer.setRate(rate);
-          const t0 = performance.now();
+        // Every batch of datagrams (a segment of pass 1, a repair sent during it, a later pass) ends with an
+        // end-of-batch marker numbered `seq`; statuses are asked for as of a marker. closedBy[c] is the marker
+        // that followed the latest send of chunk c: a receiver that saw that marker has had its chance at c.
+        let seq = 0;
+        const closedBy = new Uint32Array(chunkCount);
+        const none = new Map<number, Set<number>>();
+        let pendingWork: { chunks: number[]; fragments: Map<number, Set<number>> } = { chunks: [], fragments: none };
+
+        /** DATA datagrams sent since the last marker (the marker carries the count). */
+        let sinceMarker = 0;
+        /** Sends the listed chunks (whole, or the listed fragments), then, with `mark`, an end-of-batch marker. */
+        async function sendBatch(chunks: number[], fragments: Map<number, Set<number>>, mark: boolean): Promise<{ sent: number; wire: number }> {
           let sent = 0;
           let wire = 0;
-          if (pass > 1) await checkSourceUnchanged(fh, st);
           const span = (c: number) => {
-            const only = work.fragments.get(c);
+            const only = fragments.get(c);
             return only && sliceRepair(c, only) ? fragmentRange(c, only) : [0, plainLength(c)] as [number, number];
           };
-          for await (const [c, plain] of readChunks(fh, work.chunks, span)) {
+          for await (const [c, plain] of readChunks(fh, chunks, span)) {
             if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'multicast send aborted');
-            const only = work.fragments.get(c);
+            const only = fragments.get(c);
             const sealed = only && sliceRepair(c, only) ? sealFragments(c, only, plain, span(c)[0]) : sealChunk(c, plain);
             const list = datagrams(c, sealed, only);
             wire += await pacer.send(list, signal);
             sent += list.length;
           }
-          const marker = encodeDatagram({ kind: DatagramKind.PASS_END, transferId: tid, pass, sent });
-          for (let k = 0; k < 3; k++) {
-            wire += await pacer.send([marker], signal);
-            await sleep(1, undefined, { signal }).catch(() => undefined);
+          // The next marker closes these chunks, whether it follows now or after later batches.
+          for (const c of chunks) closedBy[c] = seq + 1;
+          sinceMarker += sent;
+          if (mark) {
+            seq++;
+            const marker = encodeDatagram({ kind: DatagramKind.PASS_END, transferId: tid, pass: seq, sent: sinceMarker });
+            sinceMarker = 0;
+            for (let k = 0; k < 3; k++) {
+              wire += await pacer.send([marker], signal);
+              await sleep(1, undefined, { signal }).catch(() => undefined);
+            }
+          }
+          return { sent, wire };
+        }
+
+        /** Changes the rate on what receivers multicast reaches say (a receiver that lost most of a batch says
+         * nothing about congestion). */
+        function adapt(statuses: ReceiverStatus[]): void {
+          const losses = statuses.filter((s) => !unreached.has(s.receiverId)).map((s) => s.lossRate).filter((l) => l < unreachedLoss);
+          const worst = losses.length ? Math.max(...losses) : 0;
+          if (worst > backoffLoss) rate = Math.max(floor, rate * Math.max(0.5, 1 - 2 * worst));
+          else if (worst < backoffLoss / 2) rate = Math.min(ceiling, rate * 1.25);
+          pacer.setRate(rate);
+        }
+
+        /** The union of what reached receivers lack among chunks closed by marker `upTo` or earlier. */
+        function repairsOf(statuses: ReceiverStatus[], upTo: number): { chunks: number[]; fragments: Map<number, Set<number>> } {
+          const plan = planRepair(statuses.filter((s) => !unreached.has(s.receiverId)), chunkCount, (c) => layout(c).count);
+          const due = (c: number) => closedBy[c] > 0 && closedBy[c] <= upTo;
+          const chunks = [...new Set([...plan.whole, ...plan.fragments.keys()])].filter(due).sort((a, b) => a - b);
+          return { chunks, fragments: plan.fragments };
+        }
+
+        // Pass 1 goes out in segments of about 0.4 s. After each, receivers are asked (in the background, one
+        // request at a time) what they lack so far, and that is resent before the next segment: chunks wait
+        // for their missing fragments a second instead of a whole pass, so receivers keep them in memory and
+        // their running whole-file hash keeps up, and the rate adapts within the pass.
+        const segment = Math.max(32, Math.round((ceiling / 8) * 0.4 / chunkSize));
+        for (let pass = 1; pass <= maxPasses; pass++) {
+          const t0 = performance.now();
+          let sent = 0;
+          let wire = 0;
+          if (pass === 1) {
+            let asking: { upTo: number; answer: ReceiverStatus[] | null; done: Promise<void> } | null = null;
+            // Asking costs every receiver a status and the link a marker: while nobody lacks anything, ask
+            // after every 2nd, 4th, then 8th segment; after every segment again once something is missing.
+            let askEvery = 1;
+            let sinceAsked = 0;
+            for (let from = 0; from < chunkCount; from += segment) {
+              const last = from + segment >= chunkCount;
+              sinceAsked++;
+              const ask = !last && !asking && sinceAsked >= askEvery;
+              const b = await sendBatch(Array.from({ length: Math.min(segment, chunkCount - from) }, (_, i) => from + i), none, ask || last);
+              sent += b.sent;
+              wire += b.wire;
+              // Ask (again) as of this segment's marker before resending anything, so that the loss receivers
+              // report covers a whole segment, not a small repair batch.
+              let got: { upTo: number; statuses: ReceiverStatus[] } | null = null;
+              if (asking?.answer) {
+                got = { upTo: asking.upTo, statuses: asking.answer };
+                asking = null;
+              }
+              if (ask) {
+                const a: { upTo: number; answer: ReceiverStatus[] | null; done: Promise<void> } = { upTo: seq, answer: null, done: Promise.resolve() };
+                a.done = deps.collectStatus(seq, signal, pass).then((statuses) => { a.answer = statuses; }, () => { a.answer = []; });
+                asking = a;
+                sinceAsked = 0;
+              }
+              if (got) {
+                adapt(got.statuses);
+                const fix = repairsOf(got.statuses, got.upTo);
+                askEvery = fix.chunks.length > 0 ? 1 : Math.min(8, askEvery * 2);
+                if (fix.chunks.length > 0) {
+                  await checkSourceUnchanged(fh, st);
+                  const r = await sendBatch(fix.chunks, fix.fragments, last);
+                  sent += r.sent;
+                  wire += r.wire;
+                }
+              }
+            }
+            // One status request at a time: let the last one finish before the end-of-pass request.
+            await asking?.done;
+          } else {
+            await checkSourceUnchanged(fh, st);
+            const b = await sendBatch(pendingWork.chunks, pendingWork.fragments, true);
+            sent += b.sent;
+            wire += b.wire;
           }
           // Let the socket queue drain before asking: a status taken while datagrams are queued asks for them again.
-          for (let k = 0; k < 2000 && socket.queuedCount() > 0; k++) await sleep(1);
+          for (let k = 0; k < 2000 && sock.queuedCount() > 0; k++) await sleep(1);
           const ms = performance.now() - t0;
           await sleep(options.passGraceMs ?? 5, undefined, { signal }).catch(() => undefined);
           if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'multicast send aborted');
-          const statuses = await deps.collectStatus(pass, signal);
-          const report: PassReport = { pass, chunks: work.chunks.length, datagrams: sent, wireBytes: wire, rateBps: rate, ms: Math.round(ms), missing: {}, loss: {} };
+          const statuses = await deps.collectStatus(seq, signal, pass);
+          const report: PassReport = { pass, chunks: pass === 1 ? chunkCount : pendingWork.chunks.length, datagrams: sent, wireBytes: wire, rateBps: rate, ms: Math.round(ms), missing: {}, loss: {} };
           for (const s of statuses) {
             report.missing[s.receiverId] = missingChunkCount(s);
             report.loss[s.receiverId] = s.lossRate;
@@ -473,15 +568,8 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
             log.info('only receivers not reached by multicast lack data; they finish through the swarm', { unreached: [...unreached] });
             break;
           }
-          // Adapt on the receivers multicast reaches: a receiver that lost most of a pass says nothing about
-          // congestion.
-          const losses = reached.map((s) => s.lossRate).filter((l) => l < unreachedLoss);
-          const worst = losses.length ? Math.max(...losses) : 0;
-          if (worst > backoffLoss) rate = Math.max(floor, rate * Math.max(0.5, 1 - 2 * worst));
-          else if (worst < backoffLoss / 2) rate = Math.min(ceiling, rate * 1.25);
-          const plan = planRepair(reached, chunkCount, (c) => layout(c).count);
-          const chunks = [...new Set([...plan.whole, ...plan.fragments.keys()])].sort((a, b) => a - b);
-          work = { chunks, fragments: plan.fragments };
+          adapt(reached);
+          pendingWork = repairsOf(reached, seq);
         }
         return { passes, complete, incomplete: complete ? [] : incomplete, unreached: complete ? [] : [...unreached], finalRateBps: rate, ...total };
       } finally {

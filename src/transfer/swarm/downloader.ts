@@ -6,8 +6,6 @@
  * fetched elsewhere; a holder that fails is retried with backoff, then dropped. Memory stays flat: at most
  * holders × streams pieces are buffered. The caller finalizes the partial file afterwards.
  */
-import { request } from 'undici';
-import type { Agent } from 'undici';
 import type { Manifest } from '../../protocol/api.ts';
 import type { Logger } from '../../logger.ts';
 import { ErrorCode, ShoalError, isShoalError } from '../../protocol/errors.ts';
@@ -15,7 +13,7 @@ import type { ErrorCode as ErrorCodeT } from '../../protocol/errors.ts';
 import { Bitfield } from '../pieces/bitfield.ts';
 import { pieceRange } from '../pieces/piece-map.ts';
 import type { PartialFile } from '../pieces/partial-file.ts';
-import { createPinnedDispatcher, normalizeFingerprint } from './pinned-dispatcher.ts';
+import { normalizeFingerprint } from './pinned-dispatcher.ts';
 import { createPieceClient, type PieceClient } from './piece-client.ts';
 import type { HaveResponse } from './piece-server.ts';
 
@@ -95,9 +93,8 @@ export interface DownloadResult {
 interface HolderState {
   holder: Holder;
   base: string;
-  /** Piece bodies go through this client (see piece-client.ts); the bitfield through `dispatcher`. */
+  /** Pieces and bitfields go through this client (see piece-client.ts). */
   client: PieceClient;
-  dispatcher: Agent;
   /** Pieces it said it has; null = assume every piece. */
   have: Bitfield | null;
   ready: boolean;
@@ -168,8 +165,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const states: HolderState[] = checked.map(({ h, base }) => ({
     holder: h,
     base,
-    client: createPieceClient({ url: base, fingerprint: h.fingerprint, ca: options.ca, connections: streams, idleTimeoutMs: Math.min(30_000, requestTimeoutMs) }),
-    dispatcher: createPinnedDispatcher({ fingerprint: h.fingerprint, ca: options.ca, connections: streams, idleTimeoutMs: Math.min(30_000, requestTimeoutMs) }),
+    // One connection more than the streams, so a bitfield refresh need not wait behind pieces.
+    client: createPieceClient({ url: base, fingerprint: h.fingerprint, ca: options.ca, connections: streams + 1, idleTimeoutMs: Math.min(30_000, requestTimeoutMs) }),
     have: null,
     ready: false,
     paused: false,
@@ -395,13 +392,9 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     s.refreshing = true;
     s.lastRefresh = Date.now();
     try {
-      const r = await request(`${s.base}/pieces/${manifest.sha256}`, {
-        dispatcher: s.dispatcher,
-        headers: { authorization: `Bearer ${ticket}` },
-        signal: AbortSignal.timeout(15_000),
-      });
-      const text = await readText(r.body, 64 * 1024);
-      if (r.statusCode === 200) {
+      const r = await s.client.get(`/pieces/${manifest.sha256}`, { authorization: `Bearer ${ticket}` }, null, () => undefined, AbortSignal.timeout(15_000));
+      const text = r.text;
+      if (r.status === 200) {
         const body = JSON.parse(text) as HaveResponse;
         if (body.pieceCount !== count) throw new ShoalError(ErrorCode.PEER_FAILED, 'holder has another piece count');
         const next = Bitfield.fromBase64Url(count, body.have);
@@ -426,7 +419,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           for (let i = 0; i < count; i++) avail[i] -= holds(s, i) ? 1 : 0;
           s.have = new Bitfield(count);
         } else if (code === ErrorCode.TICKET_INVALID || code === ErrorCode.TICKET_EXPIRED || code === ErrorCode.FORBIDDEN) {
-          drop(s, code, `holder answered ${r.statusCode} ${code}`);
+          drop(s, code, `holder answered ${r.status} ${code}`);
         }
         // Anything else (an older holder without this route): assume it has every piece.
       }
@@ -604,7 +597,6 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     // Requests were aborted by finish(); wait for them so that no piece is written after we return.
     for (let round = 0; running.size > 0 && round < 100; round++) await Promise.allSettled([...running]);
     for (const s of states) s.client.close();
-    await Promise.allSettled(states.map((s) => s.dispatcher.destroy()));
   }
 }
 
@@ -622,20 +614,6 @@ function checkUrl(url: string): string {
   }
   if (u.protocol !== 'https:') throw new ShoalError(ErrorCode.BAD_REQUEST, `holder URL must be https: ${url}`);
   return url.replace(/\/+$/, '');
-}
-
-async function readText(body: AsyncIterable<Buffer> & { destroy(): unknown }, max: number): Promise<string> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of body) {
-    n += chunk.length;
-    if (n > max) {
-      body.destroy();
-      throw new ShoalError(ErrorCode.PEER_FAILED, 'holder answer too long');
-    }
-    parts.push(chunk);
-  }
-  return Buffer.concat(parts).toString('utf8');
 }
 
 function errorCode(text: string): ErrorCodeT | null {

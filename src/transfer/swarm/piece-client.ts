@@ -33,19 +33,20 @@ export interface PieceClientOptions {
 /** What one GET brought back. */
 export interface PieceClientResponse {
   status: number;
-  /** Body bytes written into `into` (status 200 only). */
+  /** Body bytes written into `into` (status 200 with a buffer only). */
   length: number;
-  /** The body of any other status as text (at most 64 KiB). */
+  /** Any other body as text (at most 64 KiB kept). */
   text: string;
 }
 
 export interface PieceClient {
   /**
    * GET `path` (under the base URL's path). A 200 body goes into `into` (`onData(n)` after every part);
-   * a longer one fails with HASH_MISMATCH (a holder sending more than a piece holds). Rejects with the
+   * a longer one fails with HASH_MISMATCH (a holder sending more than a piece holds). Without `into` (a
+   * bitfield) the 200 body comes back as `text` like any other. Rejects with the
    * signal's reason when it fires (the connection is closed: HTTP/1.1 cannot cancel a running answer).
    */
-  get(path: string, headers: Record<string, string>, into: Buffer, onData: (n: number) => void, signal: AbortSignal): Promise<PieceClientResponse>;
+  get(path: string, headers: Record<string, string>, into: Buffer | null, onData: (n: number) => void, signal: AbortSignal): Promise<PieceClientResponse>;
   /** Closes every connection; requests still running fail. */
   close(): void;
 }
@@ -57,7 +58,7 @@ const readBufferBytes = 64 * 1024;
 interface Job {
   path: string;
   headers: Record<string, string>;
-  into: Buffer;
+  into: Buffer | null;
   onData: (n: number) => void;
   signal: AbortSignal;
   resolve: (r: PieceClientResponse) => void;
@@ -192,7 +193,7 @@ export function createPieceClient(options: PieceClientOptions): PieceClient {
         return;
       }
       if (c.expect < 0) c.keepAlive = false;
-      if (c.status === 200 && c.expect > job.into.length) {
+      if (c.status === 200 && job.into && c.expect > job.into.length) {
         drop(c, failure(`holder announced ${c.expect} bytes for a ${job.into.length}-byte piece`, ErrorCode.HASH_MISMATCH));
         return;
       }
@@ -215,7 +216,7 @@ export function createPieceClient(options: PieceClientOptions): PieceClient {
       drop(c, failure('holder sent more than it announced'));
       return;
     }
-    if (c.status === 200) {
+    if (c.status === 200 && job.into) {
       if (c.got + n > job.into.length) {
         drop(c, failure(`holder sent more than ${job.into.length} bytes`, ErrorCode.HASH_MISMATCH));
         return;
@@ -234,7 +235,7 @@ export function createPieceClient(options: PieceClientOptions): PieceClient {
 
   const maybeDone = (c: Conn, job: Job) => {
     if (c.expect < 0 || c.got < c.expect) return;
-    const r: PieceClientResponse = { status: c.status, length: c.status === 200 ? c.got : 0, text: Buffer.concat(c.text).toString('utf8') };
+    const r: PieceClientResponse = { status: c.status, length: c.status === 200 && job.into ? c.got : 0, text: Buffer.concat(c.text).toString('utf8') };
     c.inBody = false;
     c.text = [];
     c.socket.setTimeout(0);
@@ -247,7 +248,7 @@ export function createPieceClient(options: PieceClientOptions): PieceClient {
     const job = c.job;
     if (job && c.inBody && c.expect < 0) {
       // A body that runs until close.
-      const r: PieceClientResponse = { status: c.status, length: c.status === 200 ? c.got : 0, text: Buffer.concat(c.text).toString('utf8') };
+      const r: PieceClientResponse = { status: c.status, length: c.status === 200 && job.into ? c.got : 0, text: Buffer.concat(c.text).toString('utf8') };
       finishJob(c, null, r);
     }
     drop(c, failure('holder closed the connection'));
