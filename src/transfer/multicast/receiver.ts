@@ -48,7 +48,7 @@ export interface MulticastReceiverOptions {
   receiverId?: string;
   /** SO_RCVBUF to ask for, bytes (default 4 MiB; the kernel may grant less, which is logged). */
   recvBufferBytes?: number;
-  /** Memory for incomplete chunks, bytes (default 16 MiB); older incomplete chunks spill to disk. */
+  /** Memory for incomplete chunks, bytes (default 32 MiB: about a second of chunks waiting for a repair); older incomplete chunks spill to disk. */
   reassemblyBytes?: number;
   /** Memory for plaintext copies of pieces being received, bytes (default 32 MiB, at least one piece when
    * not 0); a piece completed there is verified without reading it back. 0 turns it off. */
@@ -175,7 +175,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const receiverId = options.receiverId ?? 'receiver';
   const chunkCount = Math.ceil(m.size / chunkSize);
   const chunksPerPiece = m.pieces.length > 1 ? m.pieceSize / chunkSize : Math.max(1, chunkCount);
-  const maxMem = Math.max(1, Math.floor((options.reassemblyBytes ?? 16 * 1024 * 1024) / (chunkSize + SEAL_TAG_BYTES)));
+  const maxMem = Math.max(1, Math.floor((options.reassemblyBytes ?? 32 * 1024 * 1024) / (chunkSize + SEAL_TAG_BYTES)));
   const maxPartialFragments = options.maxPartialFragments ?? 40_000;
   const maxRanges = options.maxRanges ?? 60_000;
   const dropRate = options.simulateLossRate ?? 0;
