@@ -75,6 +75,16 @@ static int get_ipv4(napi_env env, napi_value v, struct in_addr *out, int allow_n
   return inet_pton(AF_INET, buf, out) == 1 ? 0 : -1;
 }
 
+/* [handle, granted buffer size]: what open_receiver and open_sender return. */
+static napi_value handle_and_size(napi_env env, napi_value handle, int granted) {
+  napi_value out, g;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_int32(env, granted, &g));
+  CHECK(napi_set_element(env, out, 0, handle));
+  CHECK(napi_set_element(env, out, 1, g));
+  return out;
+}
+
 static void on_closed(uv_handle_t *h) {
   receiver_t *r = (receiver_t *)h->data;
   close(r->fd);
@@ -205,13 +215,9 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_SHOAL_UDP", uv_strerror(rc));
     return NULL;
   }
-  napi_value handle, out, g;
+  napi_value handle;
   CHECK(napi_create_external(env, r, NULL, NULL, &handle));
-  CHECK(napi_create_array_with_length(env, 2, &out));
-  CHECK(napi_create_int32(env, granted, &g));
-  CHECK(napi_set_element(env, out, 0, handle));
-  CHECK(napi_set_element(env, out, 1, g));
-  return out;
+  return handle_and_size(env, handle, granted);
 }
 
 static napi_value close_receiver(napi_env env, napi_callback_info info) {
@@ -269,13 +275,9 @@ static napi_value open_sender(napi_env env, napi_callback_info info) {
   sender_t *s = malloc(sizeof *s);
   if (!s) { close(fd); return throw_errno(env, "malloc", ENOMEM); }
   s->fd = fd;
-  napi_value handle, out, g;
+  napi_value handle;
   if (napi_create_external(env, s, free_sender, NULL, &handle) != napi_ok) { free_sender(env, s, NULL); napi_throw_error(env, "ERR_SHOAL_UDP", "external"); return NULL; }
-  CHECK(napi_create_array_with_length(env, 2, &out));
-  CHECK(napi_create_int32(env, granted, &g));
-  CHECK(napi_set_element(env, out, 0, handle));
-  CHECK(napi_set_element(env, out, 1, g));
-  return out;
+  return handle_and_size(env, handle, granted);
 }
 
 /* send_batch(sender, list: Uint8Array[], from, to, group, port) → datagrams the kernel accepted */
