@@ -70,6 +70,22 @@ describe('piece client', () => {
     }
   });
 
+  it('returns a 200 body as text when no buffer is given (a bitfield)', async () => {
+    const s = await serve(tls, (req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ have: 'AA' }));
+    });
+    const client = createPieceClient({ url: s.url, fingerprint: tls.fingerprint, connections: 1 });
+    try {
+      const r = await client.get('/pieces/x', {}, null, () => undefined, AbortSignal.timeout(10_000));
+      assert.equal(r.status, 200);
+      assert.equal(JSON.parse(r.text).have, 'AA');
+    } finally {
+      client.close();
+      await close(s.server);
+    }
+  });
+
   it('asks again on a fresh connection when the holder drops a kept-alive one unanswered', async () => {
     const answered = new WeakSet<Socket>();
     const s = await serve(tls, (req, res) => {
