@@ -95,6 +95,8 @@ export interface PartialFile {
 const MAGIC = Buffer.from('SHOALBF1', 'latin1');
 /** Bytes of pieces verified ahead of the running whole-file hash kept in memory until it reaches them. */
 const AHEAD_BUDGET_BYTES = 32 * 1024 * 1024;
+/** Piece-sized buffers kept for reuse (the ahead budget's worth of 4 MiB pieces, and one being read back). */
+const POOL_BUFFERS = 10;
 const HEADER = MAGIC.length + 32 + 8 + 4 + 4;
 
 /** Opens (or resumes) the partial file of `manifest` in `destDir`. */
@@ -144,6 +146,10 @@ class PartialFileImpl implements PartialFile {
   #hashed = 0;
   /** Copies of pieces verified ahead of #hashed (bounded by AHEAD_BUDGET_BYTES). */
   #ahead = new Map<number, Buffer>();
+  /** Piece-sized buffers for #take/#give, and the backing stores that came from there. */
+  #pool: Buffer[] = [];
+  #mine = new WeakSet<ArrayBufferLike>();
+  #poolSize: number;
   #aheadBytes = 0;
   /** The background read-back that advances #hashed over pieces not in memory, when running. */
   #catchingUp: Promise<void> | null = null;
@@ -160,6 +166,7 @@ class PartialFileImpl implements PartialFile {
     private readonly log: Logger,
   ) {
     this.pieceCount = manifest.pieces.length;
+    this.#poolSize = Math.max(1, Math.min(manifest.pieceSize, manifest.size));
     this.#bits = bits;
     this.resumedCount = bits.count;
     for (const i of bits.indexes()) this.#bytesVerified += pieceRange(manifest, i).length;
@@ -212,7 +219,11 @@ class PartialFileImpl implements PartialFile {
     } else {
       // The bytes read back also feed the running hash, so they are not read a second time for it.
       const read = await this.#readPiece(i);
-      if (!read || sha256(read) !== this.manifest.pieces[i]) return false;
+      if (!read) return false;
+      if (sha256(read) !== this.manifest.pieces[i]) {
+        this.#give(read);
+        return false;
+      }
       const marked = this.#mark(i);
       this.#feed(i, read, true);
       await marked;
@@ -242,10 +253,19 @@ class PartialFileImpl implements PartialFile {
       // In order: hash the caller's bytes now, no copy, then whatever waited in memory behind them.
       this.#whole.update(bytes);
       this.#hashed++;
+      if (owned) this.#give(bytes);
       this.#drainAhead();
     } else if (bytes && !this.#ahead.has(i) && this.#aheadBytes + bytes.length <= AHEAD_BUDGET_BYTES) {
-      this.#ahead.set(i, owned ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length) : Buffer.from(bytes));
+      let copy: Buffer;
+      if (owned) copy = bytes as Buffer;
+      else {
+        copy = this.#take(bytes.length);
+        copy.set(bytes);
+      }
+      this.#ahead.set(i, copy);
       this.#aheadBytes += bytes.length;
+    } else if (bytes && owned) {
+      this.#give(bytes);
     }
     this.#startCatchUp();
   }
@@ -256,7 +276,23 @@ class PartialFileImpl implements PartialFile {
       this.#ahead.delete(this.#hashed);
       this.#aheadBytes -= b.length;
       this.#hashed++;
+      this.#give(b);
     }
+  }
+
+  /** A buffer of `length` bytes (at most a piece) from the pool of piece-sized buffers: pieces copied ahead of
+   * the running hash and read back for it came and went as 4 MiB allocations, a steady load on the garbage
+   * collector of a receiving agent. */
+  #take(length: number): Buffer {
+    const full = this.#pool.pop() ?? Buffer.allocUnsafeSlow(this.#poolSize);
+    this.#mine.add(full.buffer);
+    return full.subarray(0, length);
+  }
+
+  /** Returns a buffer from #take to the pool (anything else is left alone). */
+  #give(b: Uint8Array): void {
+    if (!this.#mine.has(b.buffer) || this.#pool.length >= POOL_BUFFERS) return;
+    this.#pool.push(Buffer.from(b.buffer, 0, this.#poolSize));
   }
 
   /** Reads back verified pieces at the head of the prefix that are not in memory (one piece at a time). */
@@ -273,6 +309,7 @@ class PartialFileImpl implements PartialFile {
           if (!buf) break; // short read: finalize() reads (and checks) the rest itself
           this.#whole.update(buf);
           this.#hashed++;
+          this.#give(buf);
         }
       } catch (err) {
         this.log.debug('running hash read-back stopped', { err });
@@ -284,19 +321,22 @@ class PartialFileImpl implements PartialFile {
 
   async #readPiece(i: number): Promise<Buffer | null> {
     const { offset, length } = pieceRange(this.manifest, i);
-    const buf = Buffer.allocUnsafe(length);
+    const buf = this.#take(length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await this.fh.read(buf, got, length - got, offset + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    return got === length ? buf : null;
+    if (got === length) return buf;
+    this.#give(buf);
+    return null;
   }
 
   #resetRunningHash(): void {
     this.#whole = createHash('sha256');
     this.#hashed = 0;
+    for (const b of this.#ahead.values()) this.#give(b);
     this.#ahead.clear();
     this.#aheadBytes = 0;
   }
@@ -317,7 +357,10 @@ class PartialFileImpl implements PartialFile {
 
   async #checkOnDisk(i: number): Promise<boolean> {
     const buf = await this.#readPiece(i);
-    return buf !== null && sha256(buf) === this.manifest.pieces[i];
+    if (!buf) return false;
+    const ok = sha256(buf) === this.manifest.pieces[i];
+    this.#give(buf);
+    return ok;
   }
 
   async writePiece(i: number, bytes: Uint8Array): Promise<boolean> {
