@@ -169,10 +169,3 @@ export function decodeDatagram(bytes: Uint8Array): Datagram {
   const d: PassEndDatagram = { kind: DatagramKind.PASS_END, transferId, pass: f.chunk, sent: f.sent };
   return d;
 }
-
-/** True when two transfer ids are equal (constant-time is not needed: ids are not secrets). */
-export function sameTransferId(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
-}

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestCoordinator } from '../coordinator/harness.ts';
 
 // Each piece answer is held as long as 64 KiB take at 256 KiB/s, so the download lasts long enough to be
 // killed in the middle; the assertion is on bytes, never on time.
@@ -26,7 +27,6 @@ const {
   waitFor,
 } = await import('./helpers.ts');
 const { startChild, killChild } = await import('./children.ts');
-type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 type Child = Awaited<ReturnType<typeof startChild>>;
 
 const pieceSize = 64 * 1024;

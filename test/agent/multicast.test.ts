@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startTestCoordinator } from '../coordinator/harness.ts';
+import { startTestCoordinator, type TestCoordinator } from '../coordinator/harness.ts';
 import {
   addPending,
   makeGroup,
@@ -18,10 +18,9 @@ import {
   share,
   startAgent,
   waitFor,
+  type TestAgent,
 } from './helpers.ts';
 import { loopbackMulticastProblem } from '../multicast/helpers.ts';
-type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
-type TestAgent = Awaited<ReturnType<typeof startAgent>>;
 
 describe('multicast deliveries', () => {
   let tc: TestCoordinator;

@@ -8,13 +8,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import type { TestCoordinator } from '../coordinator/harness.ts';
 
 // A short heartbeat so "gone within 3 intervals" is quick to see; a check timeout well under 3 intervals.
 process.env.SHOAL_HEARTBEAT_MS = '1000';
 process.env.SHOAL_CHECK_TIMEOUT_MS = '400';
 
 const { startTestCoordinator, codeOf } = await import('../coordinator/harness.ts');
-type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
 const { makeUser, startAgent, waitFor, password } = await import('./helpers.ts');
 const { startChild, killChild } = await import('./children.ts');
 const { WsClose } = await import('../../src/protocol/events.ts');

@@ -7,6 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { TestCoordinator } from '../coordinator/harness.ts';
+import type { TestAgent } from './helpers.ts';
 
 // Quick retries; slow piece answers (64 KiB at 128 KiB/s per stream) so a download can be caught mid-way.
 process.env.SHOAL_RETRY_MS = '200';
@@ -26,8 +28,6 @@ const {
   waitDelivered,
   waitFor,
 } = await import('./helpers.ts');
-type TestCoordinator = Awaited<ReturnType<typeof startTestCoordinator>>;
-type TestAgent = Awaited<ReturnType<typeof startAgent>>;
 
 const pieceSize = 64 * 1024;
 

@@ -275,10 +275,10 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
    * per read (a pass reads the file in 1 MiB reads, not 64 KiB ones; a repair pass that needs most chunks
    * reads through the gaps instead of issuing thousands of small reads), with `readAheadBytes` in flight,
    * into a ring of reused buffers: the caller must be done with a chunk's bytes before asking for the next
-   * one. `span(c)` is the plaintext range of chunk c to read (the whole chunk when omitted); the buffer
-   * yielded starts at its start.
+   * one. `span(c)` is the plaintext range of chunk c to read (the whole chunk when omitted); what is yielded
+   * is [chunk, its bytes from the start of that range, where the range starts in the chunk].
    */
-  async function* readChunks(fh: FileHandle, chunks: number[], span?: (c: number) => [number, number]): AsyncGenerator<[number, Buffer]> {
+  async function* readChunks(fh: FileHandle, chunks: number[], span?: (c: number) => [number, number]): AsyncGenerator<[number, Buffer, number]> {
     type Run = { start: number; end: number; items: Array<[number, number, number]> };
     const runs: Run[] = [];
     for (const c of chunks) {
@@ -320,7 +320,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
         }
         const buf = await inflight.shift()!;
         const run = runs[k];
-        for (const [c, a, b] of run.items) yield [c, buf.subarray(a - run.start, b - run.start)];
+        for (const [c, a, b] of run.items) yield [c, buf.subarray(a - run.start, b - run.start), a - c * chunkSize];
       }
     } finally {
       await Promise.allSettled(inflight);
@@ -334,8 +334,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
    * reseal, which also checks the tag. The plaintext is the one first sealed because the source is checked
    * unchanged before every repair pass (see checkSourceUnchanged).
    */
-  const sliceRepair = (c: number, only: Set<number> | undefined): boolean =>
-    only !== undefined && tagKnown[c] === 1 && only.size * 3 <= layout(c).count;
+  const sliceRepair = (c: number, only: Set<number>): boolean => tagKnown[c] === 1 && only.size * 3 <= layout(c).count;
   /** Plaintext range [from, to) covering the listed fragments of chunk c. */
   function fragmentRange(c: number, only: Set<number>): [number, number] {
     const len = plainLength(c);
@@ -434,14 +433,13 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
         async function sendBatch(chunks: number[], fragments: Map<number, Set<number>>, mark: boolean): Promise<{ sent: number; wire: number }> {
           let sent = 0;
           let wire = 0;
-          const span = (c: number) => {
-            const only = fragments.get(c);
-            return only && sliceRepair(c, only) ? fragmentRange(c, only) : [0, plainLength(c)] as [number, number];
-          };
-          for await (const [c, plain] of readChunks(fh, chunks, span)) {
+          // Chunks resent from just the bytes of their missing fragments, with the range those cover.
+          const slices = new Map<number, [number, number]>();
+          for (const [c, only] of fragments) if (sliceRepair(c, only)) slices.set(c, fragmentRange(c, only));
+          for await (const [c, plain, from] of readChunks(fh, chunks, (c) => slices.get(c) ?? [0, plainLength(c)])) {
             if (signal.aborted) throw new ShoalError(ErrorCode.ABORTED, 'multicast send aborted');
             const only = fragments.get(c);
-            const sealed = only && sliceRepair(c, only) ? sealFragments(c, only, plain, span(c)[0]) : sealChunk(c, plain);
+            const sealed = only && slices.has(c) ? sealFragments(c, only, plain, from) : sealChunk(c, plain);
             const list = datagrams(c, sealed, only);
             wire += await pacer.send(list, signal);
             sent += list.length;

@@ -11,7 +11,7 @@
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
-import { normalizeFingerprint } from './pinned-dispatcher.ts';
+import { normalizeFingerprint, pinMismatch } from './pinned-dispatcher.ts';
 
 export interface PieceClientOptions {
   /** Base URL of the holder (https). */
@@ -310,12 +310,10 @@ export function createPieceClient(options: PieceClientOptions): PieceClient {
     const connectTimer = setTimeout(() => drop(c, failure(`no TLS connection to ${host}:${port} within ${connectTimeoutMs} ms`)), connectTimeoutMs);
     socket.once('secureConnect', () => {
       clearTimeout(connectTimer);
-      if (pin) {
-        const seen = socket.getPeerCertificate()?.fingerprint256;
-        if (!seen || seen.toUpperCase() !== pin) {
-          drop(c, new ShoalError(ErrorCode.TLS_FINGERPRINT_MISMATCH, `holder certificate ${seen ?? '(none)'} is not the pinned ${pin}`));
-          return;
-        }
+      const wrong = pin ? pinMismatch(socket, pin) : null;
+      if (wrong) {
+        drop(c, wrong);
+        return;
       }
       c.ready = true;
       const job = c.job;

@@ -14,6 +14,14 @@ export function normalizeFingerprint(fp: string): string {
   return hex.match(/../g)!.join(':');
 }
 
+/** TLS_FINGERPRINT_MISMATCH when the peer of a connected TLS socket is not the pinned certificate (`pin` as
+ * normalizeFingerprint gives it), else null. */
+export function pinMismatch(socket: TLSSocket, pin: string): ShoalError | null {
+  const seen = socket.getPeerCertificate?.()?.fingerprint256;
+  if (seen && seen.toUpperCase() === pin) return null;
+  return new ShoalError(ErrorCode.TLS_FINGERPRINT_MISMATCH, `holder certificate ${seen ?? '(none)'} is not the pinned ${pin}`);
+}
+
 export interface PinnedDispatcherOptions {
   /** SHA-256 fingerprint of the holder's certificate; null/undefined = ordinary CA verification (`ca` or system). */
   fingerprint?: string | null;
@@ -42,13 +50,11 @@ export function createPinnedDispatcher(options: PinnedDispatcherOptions): Agent 
         callback(err ?? new Error('connect failed'), null);
         return;
       }
-      if (pin) {
-        const seen = (socket as TLSSocket).getPeerCertificate?.()?.fingerprint256;
-        if (!seen || seen.toUpperCase() !== pin) {
-          socket.destroy();
-          callback(new ShoalError(ErrorCode.TLS_FINGERPRINT_MISMATCH, `holder certificate ${seen ?? '(none)'} is not the pinned ${pin}`), null);
-          return;
-        }
+      const wrong = pin ? pinMismatch(socket as TLSSocket, pin) : null;
+      if (wrong) {
+        socket.destroy();
+        callback(wrong, null);
+        return;
       }
       callback(null, socket);
     });
