@@ -4,8 +4,9 @@
  * datagram. Sockets are created and owned here; src/transfer/multicast/batch-udp.ts wraps this module and
  * falls back to node:dgram where it is not built.
  *
- * Receiver: open_receiver(group, port, iface, rcvbuf, data, lens, on_batch) joins `group` on `iface` and
- * watches the socket with the Node event loop (uv_poll). When it is readable, datagrams are read into `data`
+ * Receiver: open_receiver(group, port, iface, rcvbuf, data, lens, on_batch, tick_ms) joins `group` on `iface`
+ * and watches the socket with the Node event loop (uv_poll, then a uv_timer while datagrams flow: see
+ * on_tick). When it is readable, datagrams are read into `data`
  * (slot i at i * slot bytes, slot = data.length / lens.length) and their lengths into `lens` (-1: longer than
  * a slot, truncated), then on_batch(count) is called; the buffers are reused for the next batch.
  * Sender: open_sender(iface, ttl, loop, sndbuf) and send_batch(sender, list, from, to, group, port) → how many
@@ -36,8 +37,13 @@
 
 typedef struct {
   uv_poll_t poll;
+  uv_timer_t timer;
   int fd;
   int closing;
+  int open_handles;
+  int tick_ms;          /* read on a timer every tick_ms while datagrams flow (0: on every wake-up) */
+  size_t tick_limit;    /* bytes per tick beyond which the socket buffer is at risk: back to wake-ups */
+  uint64_t direct_until; /* loop time (ms) until which reads stay on wake-ups */
   napi_env env;
   napi_ref data_ref, lens_ref, cb_ref;
   napi_async_context async;
@@ -87,6 +93,7 @@ static napi_value handle_and_size(napi_env env, napi_value handle, int granted) 
 
 static void on_closed(uv_handle_t *h) {
   receiver_t *r = (receiver_t *)h->data;
+  if (--r->open_handles > 0) return;
   close(r->fd);
   napi_delete_reference(r->env, r->data_ref);
   napi_delete_reference(r->env, r->lens_ref);
@@ -95,11 +102,12 @@ static void on_closed(uv_handle_t *h) {
   free(r);
 }
 
-static void on_readable(uv_poll_t *p, int status, int events) {
-  receiver_t *r = (receiver_t *)p->data;
-  (void)events;
-  if (r->closing) return;
+/* Reads what the socket holds, a batch at a time, handing each batch to JavaScript; returns how many
+ * datagrams were read (-1 after an error was reported or the receiver closed). */
+static int drain(receiver_t *r, int status, size_t *bytes) {
   napi_env env = r->env;
+  int total = 0;
+  *bytes = 0;
   for (int round = 0; round < MAX_READS_PER_WAKE && !r->closing; round++) {
     int n = 0;
     if (status == 0) {
@@ -112,14 +120,17 @@ static void on_readable(uv_poll_t *p, int status, int events) {
         r->msgs[i].msg_hdr.msg_iovlen = 1;
       }
       n = recvmmsg(r->fd, r->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return total;
       if (n < 0) n = -errno;
-      for (int i = 0; i < n; i++) r->lens[i] = (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)r->msgs[i].msg_len;
+      for (int i = 0; i < n; i++) {
+        r->lens[i] = (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)r->msgs[i].msg_len;
+        *bytes += r->msgs[i].msg_len;
+      }
     } else {
       n = status; /* a libuv error code (negative) */
     }
     napi_handle_scope scope;
-    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return -1;
     napi_value cb, recv, arg, result;
     if (napi_get_reference_value(env, r->cb_ref, &cb) == napi_ok && cb != NULL &&
         napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, n, &arg) == napi_ok) {
@@ -131,24 +142,59 @@ static void on_readable(uv_poll_t *p, int status, int events) {
       }
     }
     napi_close_handle_scope(env, scope);
-    if (n < 0 || (size_t)n < (r->slots < MAX_BATCH ? r->slots : MAX_BATCH)) return;
+    if (n < 0) return -1;
+    total += n;
+    if ((size_t)n < (r->slots < MAX_BATCH ? r->slots : MAX_BATCH)) return total;
   }
+  return total;
 }
 
-/* open_receiver(group, port, iface|null, rcvbuf, data: Buffer, lens: Int32Array, on_batch) → [handle, rcvbuf granted] */
+/*
+ * While datagrams flow, the socket is read on a timer every tick_ms instead of on every wake-up: with several
+ * receivers sharing a core, each wake-up found a handful of datagrams, and the wake-ups (scheduling, epoll, the
+ * call into JavaScript) cost more than the reads. When a tick finds the socket empty, reads go back to
+ * wake-ups; when a tick finds so much that the socket buffer risks overflowing, reads stay on wake-ups for a
+ * second.
+ */
+static void on_readable(uv_poll_t *p, int status, int events);
+
+static void on_tick(uv_timer_t *t) {
+  receiver_t *r = (receiver_t *)t->data;
+  if (r->closing) return;
+  size_t bytes;
+  int got = drain(r, 0, &bytes);
+  if (r->closing) return;
+  if (bytes > r->tick_limit) r->direct_until = uv_now(t->loop) + 1000;
+  if (got > 0 && uv_now(t->loop) >= r->direct_until) uv_timer_start(&r->timer, on_tick, (uint64_t)r->tick_ms, 0);
+  else uv_poll_start(&r->poll, UV_READABLE, on_readable);
+}
+
+static void on_readable(uv_poll_t *p, int status, int events) {
+  receiver_t *r = (receiver_t *)p->data;
+  (void)events;
+  if (r->closing) return;
+  size_t bytes;
+  int got = drain(r, status, &bytes);
+  if (r->closing || got <= 0 || r->tick_ms <= 0 || uv_now(p->loop) < r->direct_until) return;
+  uv_poll_stop(&r->poll);
+  uv_timer_start(&r->timer, on_tick, (uint64_t)r->tick_ms, 0);
+}
+
+/* open_receiver(group, port, iface|null, rcvbuf, data: Buffer, lens: Int32Array, on_batch, tick_ms) → [handle, rcvbuf granted] */
 static napi_value open_receiver(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 8;
+  napi_value argv[8];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) { napi_throw_type_error(env, NULL, "open_receiver needs 7 arguments"); return NULL; }
+  if (argc < 8) { napi_throw_type_error(env, NULL, "open_receiver needs 8 arguments"); return NULL; }
   struct in_addr group, iface;
   if (get_ipv4(env, argv[0], &group, 0) != 0 || get_ipv4(env, argv[2], &iface, 1) != 0) {
     napi_throw_type_error(env, NULL, "group and interface must be IPv4 addresses");
     return NULL;
   }
-  int32_t port, rcvbuf;
+  int32_t port, rcvbuf, tick_ms;
   CHECK(napi_get_value_int32(env, argv[1], &port));
   CHECK(napi_get_value_int32(env, argv[3], &rcvbuf));
+  CHECK(napi_get_value_int32(env, argv[7], &tick_ms));
   void *data;
   size_t data_len;
   CHECK(napi_get_buffer_info(env, argv[4], &data, &data_len));
@@ -194,6 +240,9 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   r->lens = lens;
   r->slots = nlens;
   r->slot = data_len / nlens;
+  r->tick_ms = tick_ms > 0 ? tick_ms : 0;
+  /* A tick may use an eighth of the buffer (the kernel charges about twice a datagram's bytes against it). */
+  r->tick_limit = (size_t)(granted > 0 ? granted : 212992) / 16;
   uv_loop_t *loop;
   napi_value name;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_reference(env, argv[4], 1, &r->data_ref) != napi_ok ||
@@ -206,12 +255,25 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int rc = uv_poll_init(loop, &r->poll, fd);
-  if (rc == 0) {
-    r->poll.data = r;
-    rc = uv_poll_start(&r->poll, UV_READABLE, on_readable);
-  }
   if (rc != 0) {
     close(fd);
+    napi_delete_reference(env, r->data_ref);
+    napi_delete_reference(env, r->lens_ref);
+    napi_delete_reference(env, r->cb_ref);
+    napi_async_destroy(env, r->async);
+    free(r);
+    napi_throw_error(env, "ERR_SHOAL_UDP", uv_strerror(rc));
+    return NULL;
+  }
+  uv_timer_init(loop, &r->timer); /* cannot fail */
+  r->poll.data = r;
+  r->timer.data = r;
+  r->open_handles = 2;
+  rc = uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  if (rc != 0) {
+    r->closing = 1;
+    uv_close((uv_handle_t *)&r->poll, on_closed);
+    uv_close((uv_handle_t *)&r->timer, on_closed);
     napi_throw_error(env, "ERR_SHOAL_UDP", uv_strerror(rc));
     return NULL;
   }
@@ -229,7 +291,9 @@ static napi_value close_receiver(napi_env env, napi_callback_info info) {
   if (r && !r->closing) {
     r->closing = 1;
     uv_poll_stop(&r->poll);
+    uv_timer_stop(&r->timer);
     uv_close((uv_handle_t *)&r->poll, on_closed);
+    uv_close((uv_handle_t *)&r->timer, on_closed);
   }
   return NULL;
 }
