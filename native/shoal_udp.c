@@ -58,6 +58,10 @@ typedef struct {
 
 typedef struct {
   int fd;
+  /* The group the socket is connected to (0: not yet). A connected socket skips the route lookup and the
+   * shared IP-id generator on every datagram. */
+  struct sockaddr_in peer;
+  int connected;
 } sender_t;
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
@@ -339,6 +343,8 @@ static napi_value open_sender(napi_env env, napi_callback_info info) {
   sender_t *s = malloc(sizeof *s);
   if (!s) { close(fd); return throw_errno(env, "malloc", ENOMEM); }
   s->fd = fd;
+  s->connected = 0;
+  memset(&s->peer, 0, sizeof s->peer);
   napi_value handle;
   if (napi_create_external(env, s, free_sender, NULL, &handle) != napi_ok) { free_sender(env, s, NULL); napi_throw_error(env, "ERR_SHOAL_UDP", "external"); return NULL; }
   return handle_and_size(env, handle, granted);
@@ -364,6 +370,12 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)port);
   sa.sin_addr = group;
+  if (!s->connected && connect(s->fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+    s->connected = 1;
+    s->peer = sa;
+  }
+  /* Datagrams to the connected group go without an address; any other destination names its own. */
+  int to_peer = s->connected && s->peer.sin_addr.s_addr == sa.sin_addr.s_addr && s->peer.sin_port == sa.sin_port;
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
   int total = 0;
@@ -380,8 +392,8 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
       iov[i].iov_base = p;
       iov[i].iov_len = len;
       memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-      msgs[i].msg_hdr.msg_name = &sa;
-      msgs[i].msg_hdr.msg_namelen = sizeof sa;
+      msgs[i].msg_hdr.msg_name = to_peer ? NULL : &sa;
+      msgs[i].msg_hdr.msg_namelen = to_peer ? 0 : sizeof sa;
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
     }
