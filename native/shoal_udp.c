@@ -44,6 +44,7 @@ typedef struct {
   int tick_ms;          /* read on a timer every tick_ms while datagrams flow (0: on every wake-up) */
   size_t tick_limit;    /* bytes per tick beyond which the socket buffer is at risk: back to wake-ups */
   uint64_t direct_until; /* loop time (ms) until which reads stay on wake-ups */
+  uint64_t last_tick;    /* loop time (ms) of the last timer read */
   napi_env env;
   napi_ref data_ref, lens_ref, cb_ref;
   napi_async_context async;
@@ -157,8 +158,9 @@ static int drain(receiver_t *r, int status, size_t *bytes) {
  * While datagrams flow, the socket is read on a timer every tick_ms instead of on every wake-up: with several
  * receivers sharing a core, each wake-up found a handful of datagrams, and the wake-ups (scheduling, epoll, the
  * call into JavaScript) cost more than the reads. When a tick finds the socket empty, reads go back to
- * wake-ups; when a tick finds so much that the socket buffer risks overflowing, reads stay on wake-ups for a
- * second.
+ * wake-ups. When a tick that came on time finds so much that the datagrams arrive faster than the socket
+ * buffer can hold for a few ticks, reads stay on wake-ups for a second. (A tick that came late because the
+ * process was not scheduled says nothing about the rate: wake-ups would not have come sooner.)
  */
 static void on_readable(uv_poll_t *p, int status, int events);
 
@@ -166,10 +168,14 @@ static void on_tick(uv_timer_t *t) {
   receiver_t *r = (receiver_t *)t->data;
   if (r->closing) return;
   size_t bytes;
+  uv_update_time(t->loop);
+  uint64_t now = uv_now(t->loop);
+  int on_time = now - r->last_tick <= 2 * (uint64_t)r->tick_ms;
+  r->last_tick = now;
   int got = drain(r, 0, &bytes);
   if (r->closing) return;
-  if (bytes > r->tick_limit) r->direct_until = uv_now(t->loop) + 1000;
-  if (got > 0 && uv_now(t->loop) >= r->direct_until) uv_timer_start(&r->timer, on_tick, (uint64_t)r->tick_ms, 0);
+  if (on_time && bytes > r->tick_limit) r->direct_until = now + 1000;
+  if (got > 0 && now >= r->direct_until) uv_timer_start(&r->timer, on_tick, (uint64_t)r->tick_ms, 0);
   else uv_poll_start(&r->poll, UV_READABLE, on_readable);
 }
 
@@ -181,6 +187,7 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   int got = drain(r, status, &bytes);
   if (r->closing || got <= 0 || r->tick_ms <= 0 || uv_now(p->loop) < r->direct_until) return;
   uv_poll_stop(&r->poll);
+  r->last_tick = uv_now(p->loop);
   uv_timer_start(&r->timer, on_tick, (uint64_t)r->tick_ms, 0);
 }
 
@@ -245,8 +252,8 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   r->slots = nlens;
   r->slot = data_len / nlens;
   r->tick_ms = tick_ms > 0 ? tick_ms : 0;
-  /* A tick may use an eighth of the buffer (the kernel charges about twice a datagram's bytes against it). */
-  r->tick_limit = (size_t)(granted > 0 ? granted : 212992) / 16;
+  /* A tick on time may take a quarter of the buffer (the kernel charges about twice a datagram's bytes). */
+  r->tick_limit = (size_t)(granted > 0 ? granted : 212992) / 8;
   uv_loop_t *loop;
   napi_value name;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_reference(env, argv[4], 1, &r->data_ref) != napi_ok ||
