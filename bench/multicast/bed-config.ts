@@ -23,6 +23,8 @@ export interface BedConfig {
   rateBps: number;
   minRateBps?: number;
   maxPasses?: number;
+  /** Repair with parity fragments (default true). */
+  parity?: boolean;
   /** Bound on every process, ms. */
   timeoutMs: number;
 }

@@ -52,6 +52,8 @@ export interface BedRunOptions {
   rateBps: number;
   chunkSize?: number;
   maxPasses?: number;
+  /** Repair with parity fragments (default true). */
+  parity?: boolean;
   timeoutMs?: number;
   /** Where the config file goes. */
   workDir: string;
@@ -102,7 +104,7 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
     path: o.path, manifest: o.manifest, keyHex: randomBytes(32).toString('hex'), transferId: `bed-${Date.now()}`,
     group: `239.77.9.${1 + Math.floor(Math.random() * 200)}`, port: 47_000 + Math.floor(Math.random() * 1000),
     chunkSize: o.chunkSize ?? 64 * 1024, net: '10.77.0', n: o.n, destRoot: o.destRoot, controlPort: 7707,
-    rateBps: o.rateBps, maxPasses: o.maxPasses ?? 10, timeoutMs,
+    rateBps: o.rateBps, maxPasses: o.maxPasses ?? 10, parity: o.parity, timeoutMs,
   };
   const cfgPath = join(o.workDir, `bed-${cfg.transferId}.json`);
   await writeFile(cfgPath, JSON.stringify(cfg));

@@ -31,7 +31,7 @@ const sender = createMulticastSender({
   },
 }, {
   address: c.group, port: c.port, interface: senderIp(c), chunkSize: c.chunkSize, rateBps: c.rateBps, minRateBps: c.minRateBps,
-  maxPasses: c.maxPasses, key: Buffer.from(c.keyHex, 'hex'), transferId: c.transferId, manifest: c.manifest, path: c.path,
+  maxPasses: c.maxPasses, parity: c.parity, key: Buffer.from(c.keyHex, 'hex'), transferId: c.transferId, manifest: c.manifest, path: c.path,
 });
 const start = Date.now();
 const cpu0 = process.cpuUsage();

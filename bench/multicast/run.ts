@@ -2,7 +2,7 @@
  * Multicast benchmark (issue 4's figures), needs root and the namespace bed. Two modes:
  *
  *   node --import tsx bench/multicast/run.ts direct [--size-mib 256] [--rate 400] [--ns 1,4,8] [--losses 0,2]
- *        [--pace MBIT] [--chunk-kib 64]
+ *        [--pace MBIT] [--chunk-kib 64] [--parity on|off]
  *     Shoal alone on its own bed (namespaces mcbs, mcbr1.., mcbb): time from the sender's run() to the last
  *     receiver's verified copy, passes, wire bytes, CPU seconds. Quick, for tuning.
  *
@@ -45,6 +45,8 @@ const reps = Number(opt('reps', '1'));
 const paceMbit = Number(opt('pace', String(rateMbit)));
 /** Plaintext bytes per sealed chunk (both modes). */
 const chunkSize = Number(opt('chunk-kib', '64')) * 1024;
+/** Repair with parity fragments (`direct` only; default on). */
+const parity = opt('parity', 'on') !== 'off';
 const idealS = (sizeMiB * 1024 * 1024 * 8) / (rateMbit * 1e6);
 
 const problem = await bedProblem();
@@ -73,7 +75,7 @@ async function direct(): Promise<void> {
     for (const n of ns) {
       for (const loss of losses) {
         await bed(env, 'up', String(n), String(rateMbit), String(loss));
-        const out = await runOnBed({ env, n, path, manifest, destRoot: join(work, `rx-${n}-${loss}`), rateBps: paceMbit * 1e6, chunkSize, workDir: work, timeoutMs: 300_000 });
+        const out = await runOnBed({ env, n, path, manifest, destRoot: join(work, `rx-${n}-${loss}`), rateBps: paceMbit * 1e6, chunkSize, parity, workDir: work, timeoutMs: 300_000 });
         const ok = out.receivers.every((r) => r.done) && out.result?.complete === true;
         const t = out.totalMs / 1000;
         const recvCpu = Math.max(...out.receivers.map((r) => r.cpuUs ?? 0)) / 1e6;
@@ -81,7 +83,7 @@ async function direct(): Promise<void> {
           out.result ? (out.result.wireBytes / manifest.size).toFixed(3) : '-', (out.senderCpuUs / 1e6).toFixed(2), recvCpu.toFixed(2), ok ? 'yes' : 'NO']);
         if (!ok) console.log(out.stderr.slice(0, 3000));
         const rc = out.receivers.map((r) => r.cpu).filter((c) => c !== undefined);
-        for (const r of out.receivers) if (r.stats) console.log(`N=${n} loss=${loss}% r${r.k}: ${JSON.stringify({ doneAfterSenderMs: (r.at ?? 0) - out.end, rejected: r.stats.rejected, spilled: r.stats.spilled, duplicates: r.stats.duplicates, pieceFailures: r.stats.pieceFailures })}`);
+        for (const r of out.receivers) if (r.stats) console.log(`N=${n} loss=${loss}% r${r.k}: ${JSON.stringify({ doneAfterSenderMs: (r.at ?? 0) - out.end, rejected: r.stats.rejected, spilled: r.stats.spilled, restored: r.stats.restored, duplicates: r.stats.duplicates, pieceFailures: r.stats.pieceFailures })}`);
         if (rc.length) console.log(`N=${n} loss=${loss}%: receiver CPU user ${(rc.reduce((a, c) => a + c.user, 0) / rc.length / 1e6).toFixed(2)} s, sys ${(rc.reduce((a, c) => a + c.system, 0) / rc.length / 1e6).toFixed(2)} s (mean)`);
         if (out.runCpu) console.log(`N=${n} loss=${loss}%: sender run() CPU user ${(out.runCpu.user / 1e6).toFixed(2)} s, sys ${(out.runCpu.system / 1e6).toFixed(2)} s`);
         if (out.result) console.log(`N=${n} loss=${loss}%: passes ${JSON.stringify(out.result.passes.map((p) => ({ pass: p.pass, dg: p.datagrams, ms: p.ms, rate: Math.round(p.rateBps / 1e6), loss: p.loss })))}`);

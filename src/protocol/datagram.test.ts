@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeDatagram, encodeDatagram, fragmentLayout, fragmentSpan } from './datagram.ts';
-import { DatagramKind, MAX_FRAGMENTS, type DataDatagram } from './datagram-types.ts';
+import { DatagramKind, MAX_FRAGMENTS, MAX_PARITY_INDEX, type DataDatagram } from './datagram-types.ts';
 import { isShoalError, ErrorCode } from './errors.ts';
 
 const tid = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -23,6 +23,16 @@ describe('datagram codec', () => {
     const bytes = encodeDatagram({ kind: DatagramKind.PASS_END, transferId: tid, pass: 3, sent: 188_000 });
     assert.equal(hex(bytes), '5348' + '01' + '02' + '0102030405060708' + '00000003' + '0000' + '0000' + '0001' + '0004' + '0002de60');
     assert.deepEqual(decodeDatagram(bytes), { kind: DatagramKind.PASS_END, transferId: bytes.subarray(4, 12), pass: 3, sent: 188_000 });
+  });
+
+  it('round-trips a PARITY datagram and bounds its index by the code, not by the fragment count', () => {
+    const bytes = encodeDatagram({ kind: DatagramKind.PARITY, transferId: tid, chunk: 9, epoch: 1, fragment: 200, fragments: 46, payload: Uint8Array.from([1, 2]) });
+    assert.equal(bytes[3], DatagramKind.PARITY);
+    const d = decodeDatagram(bytes) as DataDatagram;
+    assert.deepEqual([d.kind, d.chunk, d.epoch, d.fragment, d.fragments, [...d.payload]], [DatagramKind.PARITY, 9, 1, 200, 46, [1, 2]]);
+    new DataView(bytes.buffer).setUint16(18, MAX_PARITY_INDEX + 1);
+    malformed(() => decodeDatagram(bytes));
+    assert.throws(() => encodeDatagram({ kind: DatagramKind.PARITY, transferId: tid, chunk: 9, epoch: 1, fragment: MAX_PARITY_INDEX + 1, fragments: 46, payload: Uint8Array.from([1]) }));
   });
 
   const good = () => encodeDatagram({ kind: DatagramKind.DATA, transferId: tid, chunk: 1, epoch: 0, fragment: 0, fragments: 2, payload: new Uint8Array(10) });

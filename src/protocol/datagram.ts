@@ -11,6 +11,7 @@ import {
   DatagramKind,
   MAX_DATAGRAM_BYTES,
   MAX_FRAGMENTS,
+  MAX_PARITY_INDEX,
   PASS_END_PAYLOAD_BYTES,
   TRANSFER_ID_BYTES,
   type DataDatagram,
@@ -75,10 +76,12 @@ export function encodeDatagram(d: Datagram): Uint8Array {
   const u32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffff_ffff;
   const u16 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffff;
   switch (d.kind) {
-    case DatagramKind.DATA: {
+    case DatagramKind.DATA:
+    case DatagramKind.PARITY: {
       if (!u32(d.chunk) || !u16(d.epoch)) throw new ShoalError(ErrorCode.BAD_REQUEST, 'chunk or epoch out of range');
       if (!Number.isInteger(d.fragments) || d.fragments < 1 || d.fragments > MAX_FRAGMENTS) throw new ShoalError(ErrorCode.BAD_REQUEST, 'fragment count out of range');
-      if (!u16(d.fragment) || d.fragment >= d.fragments) throw new ShoalError(ErrorCode.BAD_REQUEST, 'fragment index out of range');
+      const indexLimit = d.kind === DatagramKind.DATA ? d.fragments : MAX_PARITY_INDEX + 1;
+      if (!u16(d.fragment) || d.fragment >= indexLimit) throw new ShoalError(ErrorCode.BAD_REQUEST, 'fragment index out of range');
       if (d.payload.byteLength < 1 || d.payload.byteLength > MAX_DATAGRAM_BYTES - DATAGRAM_HEADER_BYTES) throw new ShoalError(ErrorCode.BAD_REQUEST, 'payload length out of range');
       const buf = new Uint8Array(DATAGRAM_HEADER_BYTES + d.payload.byteLength);
       writeHeader(buf, 0, d.kind, d.transferId, d.chunk, d.epoch, d.fragment, d.fragments, d.payload.byteLength);
@@ -102,7 +105,7 @@ export function encodeDatagram(d: Datagram): Uint8Array {
 /** The fields of one datagram as readDatagramAt leaves them (one object, reused from datagram to datagram). */
 export interface DatagramFields {
   kind: DatagramKind;
-  /** Chunk index (DATA) or pass number (PASS_END). */
+  /** Chunk index (DATA, PARITY) or pass number (PASS_END). */
   chunk: number;
   epoch: number;
   fragment: number;
@@ -110,7 +113,7 @@ export interface DatagramFields {
   /** Where the payload starts in the buffer, and its length. */
   payloadStart: number;
   payloadLength: number;
-  /** PASS_END: DATA datagrams the pass sent. */
+  /** PASS_END: DATA and PARITY datagrams the pass sent. */
   sent: number;
 }
 
@@ -142,6 +145,11 @@ export function readDatagramAt(view: DataView, at: number, length: number, out: 
     if (fragment >= fragments) malformed(`fragment index ${fragment} not below count ${fragments}`);
     if (payloadLength < 1) malformed('empty payload');
     out.sent = 0;
+  } else if (kind === DatagramKind.PARITY) {
+    if (fragments < 1 || fragments > MAX_FRAGMENTS) malformed(`fragment count ${fragments} out of range`);
+    if (fragment > MAX_PARITY_INDEX) malformed(`parity index ${fragment} out of range`);
+    if (payloadLength < 1) malformed('empty payload');
+    out.sent = 0;
   } else if (kind === DatagramKind.PASS_END) {
     if (payloadLength !== PASS_END_PAYLOAD_BYTES || epoch !== 0 || fragment !== 0 || fragments !== 1) malformed('bad pass-end fields');
     out.sent = view.getUint32(at + DATAGRAM_HEADER_BYTES);
@@ -162,7 +170,7 @@ export function decodeDatagram(bytes: Uint8Array): Datagram {
   const f = datagramFields();
   readDatagramAt(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, bytes.byteLength, f);
   const transferId = bytes.subarray(4, 4 + TRANSFER_ID_BYTES);
-  if (f.kind === DatagramKind.DATA) {
+  if (f.kind === DatagramKind.DATA || f.kind === DatagramKind.PARITY) {
     const d: DataDatagram = { kind: f.kind, transferId, chunk: f.chunk, epoch: f.epoch, fragment: f.fragment, fragments: f.fragments, payload: bytes.subarray(DATAGRAM_HEADER_BYTES) };
     return d;
   }

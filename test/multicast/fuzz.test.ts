@@ -58,10 +58,14 @@ describe('multicast receiver under fuzz', () => {
       kind: DatagramKind.DATA, transferId: id, chunk, epoch: 0, fragment, fragments: count,
       payload: randomBytes(fragmentSpan(chunkSize + 16, count, fragment).length),
     });
+    const { size } = fragmentLayout(chunkSize + 16, 1500 - 28 - 24);
+    const forgedParity = (chunk: number, index: number) => encodeDatagram({
+      kind: DatagramKind.PARITY, transferId: tid, chunk, epoch: 0, fragment: index, fragments: count, payload: randomBytes(size),
+    });
     const expected = { malformed: 0, wrongTransfer: 0, forged: 0 };
     const rnd = (n: number) => Math.floor(Math.random() * n);
     const hostile = (i: number): Buffer => {
-      switch (i % 8) {
+      switch (i % 9) {
         case 0: expected.malformed++; return randomBytes(1 + rnd(1499)).fill(0, 0, 1); // never the magic
         case 1: expected.malformed++; return Buffer.from(valid(tid, rnd(chunks), rnd(count)).subarray(0, rnd(24)));
         case 2: { expected.malformed++; const b = Buffer.from(valid(tid, rnd(chunks), rnd(count))); b.writeUInt16BE((b.readUInt16BE(22) + 1 + rnd(100)) & 0xffff, 22); return b; }
@@ -69,6 +73,7 @@ describe('multicast receiver under fuzz', () => {
         case 4: { expected.malformed++; const b = Buffer.from(valid(tid, rnd(chunks), 0)); b.writeUInt16BE(count + rnd(10), 18); return b; }
         case 5: { expected.malformed++; const b = Buffer.from(valid(tid, 0, rnd(count))); b.writeUInt32BE(chunks + rnd(1e6), 12); return b; }
         case 6: { expected.malformed++; const b = Buffer.from(valid(tid, rnd(chunks), rnd(count))); b[2] = 2 + rnd(200); return b; }
+        case 7: expected.forged++; return Buffer.from(forgedParity(rnd(chunks), rnd(256 - count)));
         default: expected.forged++; return Buffer.from(valid(tid, rnd(chunks), rnd(count)));
       }
     };
@@ -98,6 +103,6 @@ describe('multicast receiver under fuzz', () => {
     // Loopback may drop a few under bursts, never invent any: counts are within [90%, 100%] of what was sent.
     assert.ok(s.rejected.malformed <= expected.malformed && s.rejected.malformed >= 0.9 * expected.malformed);
     assert.ok(s.rejected.wrongTransfer <= expected.wrongTransfer && s.rejected.wrongTransfer >= 0.9 * expected.wrongTransfer);
-    assert.ok(s.rejected.auth > 0, 'forged fragments poisoned some chunks, which failed authentication and were repaired');
+    assert.ok(s.rejected.auth > 0, 'forged fragments and parity poisoned some chunks, which failed authentication and were repaired');
   });
 });

@@ -16,6 +16,7 @@ import { createMulticastSender, type MulticastSenderOptions } from '../../src/tr
 import type { ReceiverStatus } from '../../src/transfer/multicast/receiver-status.ts';
 import { loadBatchUdp } from '../../src/transfer/multicast/batch-udp.ts';
 import type { Manifest } from '../../src/protocol/api.ts';
+import { DatagramKind, type DataDatagram } from '../../src/protocol/datagram-types.ts';
 import { freePort, loopbackMulticastProblem, nextGroup, partialsIn, randomFile, sha256File, tempDir } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -128,6 +129,38 @@ describe('multicast over loopback', () => {
       assert.equal(await sha256File(await r.partial.finalize()), src.manifest.sha256);
       assert.deepEqual(await partialsIn(r.dir), []);
     }
+    assert.ok(rxs.some((r) => r.receiver.stats.restored > 0), 'two receivers losing different fragments were repaired with parity');
+  });
+
+  it('repairs receivers that lose different fragments with parity: fewer repair datagrams, the same exact copies', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const src = await randomFile(work.dir, 'parity.bin', 6 * MiB + 777, MiB);
+    const repairDatagrams: Record<string, number> = {};
+    for (const parity of [false, true]) {
+      const group = nextGroup();
+      const port = await freePort();
+      const key = randomBytes(32);
+      const id = `tx-parity-${parity}`;
+      const rxs: Rx[] = [];
+      t.after(() => Promise.all(rxs.map((r) => r.receiver.stop())));
+      for (let i = 0; i < 4; i++) rxs.push(await makeReceiver(`r${i + 1}`, src.manifest, group, port, key, id, { simulateLossRate: 0.04 }));
+      const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => rxs) }, { ...senderOptions(src.path, src.manifest, group, port, key, id, 100e6), parity });
+      const result = await sender.run(AbortSignal.timeout(60_000));
+      assert.equal(result.complete, true);
+      for (const r of rxs) {
+        await r.receiver.whenComplete(AbortSignal.timeout(10_000));
+        assert.equal(await sha256File(await r.partial.finalize()), src.manifest.sha256);
+        assert.deepEqual(await partialsIn(r.dir), []);
+      }
+      const restored = rxs.reduce((a, r) => a + r.receiver.stats.restored, 0);
+      if (parity) assert.ok(restored > 0, 'fragments were restored from parity');
+      else assert.equal(restored, 0);
+      // Every datagram beyond one copy of the file is repair (pass 1 sends each fragment once).
+      const fileDatagrams = Math.ceil((src.manifest.size / chunkSize)) * Math.ceil((chunkSize + 16) / (1500 - 28 - 24));
+      repairDatagrams[String(parity)] = result.datagrams - fileDatagrams;
+    }
+    console.log(`# repair datagrams for four receivers at 4 % loss each: ${repairDatagrams.false} without parity, ${repairDatagrams.true} with`);
+    assert.ok(repairDatagrams.true < 0.8 * repairDatagrams.false, JSON.stringify(repairDatagrams));
   });
 
   it('ends with correct copies when every datagram also arrives a second time, late and out of order', async (t) => {
@@ -220,7 +253,7 @@ describe('multicast over loopback', () => {
     assert.equal(hits, 0, 'plaintext found in the capture');
     // The spy can put chunk 0 together, but without the key it cannot open it.
     const frags = captured.map((b) => { try { return decodeDatagram(b); } catch { return null; } })
-      .filter((d): d is Extract<ReturnType<typeof decodeDatagram>, { kind: 1 }> => d !== null && d.kind === 1 && d.chunk === 0);
+      .filter((d): d is DataDatagram => d !== null && d.kind === DatagramKind.DATA && d.chunk === 0);
     const sealedLen = chunkSize + 16;
     const sealed = Buffer.alloc(sealedLen);
     const seen = new Set<number>();

@@ -10,11 +10,13 @@ describe('repair plan', () => {
     assert.deepEqual([...plan.whole].sort(), [0, 1, 7]);
     assert.deepEqual([...plan.fragments.keys()], [5]);
     assert.deepEqual([...plan.fragments.get(5)!].sort(), [1, 3, 4]);
+    assert.deepEqual([...plan.need], [[5, 2]], 'no receiver needs more than two fragments of chunk 5');
   });
   it('turns a chunk whose every fragment is asked for into a whole chunk', () => {
     const plan = planRepair([st([], [[2, [0, 1]]]), st([], [[2, [2]]])], 4, () => 3);
     assert.deepEqual([...plan.whole], [2]);
     assert.equal(plan.fragments.size, 0);
+    assert.equal(plan.need.size, 0);
   });
   it('ignores chunks and fragments out of range', () => {
     const plan = planRepair([st([[8, 100]], [[50, [0]], [1, [99, -1, 0.5]]])], 10, () => 4);

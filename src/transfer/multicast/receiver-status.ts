@@ -13,8 +13,10 @@ export interface ReceiverStatus {
   missing: ChunkRange[];
   /**
    * Chunks held in part: [chunk, fragment indexes still missing]. Repairing single fragments instead of
-   * whole chunks is what keeps a 2% loss from costing 60% of a 46-fragment chunk. Optional for senders of
-   * older receivers: a chunk absent from both lists is complete.
+   * whole chunks is what keeps a 2% loss from costing 60% of a 46-fragment chunk. A receiver holding parity
+   * fragments of a chunk lists only as many missing fragments as it still needs (any that many fragments or
+   * parity fragments complete it). Optional for senders of older receivers: a chunk absent from both lists
+   * is complete.
    */
   partial?: Array<[chunk: number, fragments: number[]]>;
   /** Chunks received, authenticated and written. */
@@ -29,12 +31,16 @@ export interface RepairPlan {
   whole: Set<number>;
   /** Chunks to send in part: chunk → fragment indexes (never also in `whole`). */
   fragments: Map<number, Set<number>>;
+  /** For each chunk in `fragments`: the most fragments one receiver needs. When several receivers lack
+   * different fragments this is below the union's size, and that many parity fragments repair them all. */
+  need: Map<number, number>;
 }
 
 /** Merges receivers' reports; chunk indexes outside [0, chunkCount) are ignored. */
 export function planRepair(statuses: readonly ReceiverStatus[], chunkCount: number, fragmentsPerChunk: (chunk: number) => number): RepairPlan {
   const whole = new Set<number>();
   const fragments = new Map<number, Set<number>>();
+  const need = new Map<number, number>();
   for (const s of statuses) {
     for (const [start, end] of s.missing) {
       const a = Math.max(0, Math.floor(start));
@@ -47,19 +53,25 @@ export function planRepair(statuses: readonly ReceiverStatus[], chunkCount: numb
       if (!Number.isInteger(chunk) || chunk < 0 || chunk >= chunkCount || whole.has(chunk)) continue;
       const n = fragmentsPerChunk(chunk);
       let set = fragments.get(chunk);
+      let mine = 0;
       for (const f of frags) {
         if (!Number.isInteger(f) || f < 0 || f >= n) continue;
         if (!set) fragments.set(chunk, (set = new Set()));
         set.add(f);
+        mine++;
       }
+      if (mine > (need.get(chunk) ?? 0)) need.set(chunk, Math.min(n, mine));
       if (set && set.size === n) {
         fragments.delete(chunk);
         whole.add(chunk);
       }
     }
   }
-  for (const c of whole) fragments.delete(c);
-  return { whole, fragments };
+  for (const c of whole) {
+    fragments.delete(c);
+    need.delete(c);
+  }
+  return { whole, fragments, need };
 }
 
 /** Number of chunks a status says are not complete. */

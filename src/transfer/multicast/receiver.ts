@@ -21,6 +21,7 @@ import { createChunkSealer, SEAL_TAG_BYTES, wireTransferId } from '../../crypto/
 import type { PartialFile } from '../pieces/partial-file.ts';
 import type { ChunkRange, ReceiverStatus } from './receiver-status.ts';
 import { loadBatchUdp } from './batch-udp.ts';
+import { maxParity, recoverFragments } from './erasure.ts';
 
 /** The PartialFile methods the receiver calls. */
 export type MulticastPartial = Pick<PartialFile, 'manifest' | 'tempPath' | 'complete' | 'has' | 'writeAt' | 'verifyPiece' | 'acceptPiece'>;
@@ -103,6 +104,8 @@ export interface MulticastReceiverStats {
   pieceFailures: number;
   /** Chunks whose ciphertext went to disk before they were complete. */
   spilled: number;
+  /** Data fragments restored from parity fragments instead of being received. */
+  restored: number;
   /** Dropped by the simulateLossRate test knob. */
   simulatedDrops: number;
   /** SO_RCVBUF granted by the kernel, bytes (Linux reports twice the usable size). */
@@ -160,6 +163,8 @@ interface Entry {
    * the read-back that opens the chunk lays them over what it read. */
   late: Array<[number, Buffer]> | null;
   lateBytes: number;
+  /** Parity fragments held (erasure.ts): with them, `count - parity.length` data fragments complete the chunk. */
+  parity: Array<{ index: number; bytes: Buffer }> | null;
 }
 
 /** Creates a receiver; call start() to join the group. */
@@ -272,7 +277,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const stats: MulticastReceiverStats = {
     datagrams: 0, bytes: 0, duplicates: 0,
     rejected: { malformed: 0, wrongTransfer: 0, auth: 0, overload: 0 },
-    chunks: 0, pieces: 0, pieceFailures: 0, spilled: 0, simulatedDrops: 0, recvBufferBytes: 0, firstDataAt: null,
+    chunks: 0, pieces: 0, pieceFailures: 0, spilled: 0, restored: 0, simulatedDrops: 0, recvBufferBytes: 0, firstDataAt: null,
   };
   let socket: { close(): Promise<void> } | null = null;
   /** True while datagrams arrive through batch I/O (their bytes are only valid during the call). */
@@ -300,6 +305,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const forgetLate = (e: Entry) => {
     lateTotal -= e.lateBytes;
     e.late = null;
+    e.parity = null;
     e.lateBytes = 0;
   };
   let ioPending = 0;
@@ -443,6 +449,11 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     }
     e.tag!.copy(sealed, len);
     for (const [off, bytes] of e.late ?? []) bytes.copy(sealed, off);
+    try {
+      restore(e, sealed);
+    } catch (err) {
+      log.warn('parity restore failed', { chunk: c, err });
+    }
     forgetLate(e);
     await openAndWrite(c, e, sealed);
   }
@@ -454,6 +465,12 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     state[c] = COMPLETING;
     if (e.buf) {
       const sealed = e.buf;
+      try {
+        restore(e, sealed);
+      } catch (err) {
+        log.warn('parity restore failed', { chunk: c, err });
+      }
+      forgetLate(e);
       io(c, 'chunk', sealed.length, () => openAndWrite(c, e, sealed).finally(() => releaseBuffer(e)));
     } else {
       io(c, 'spilled chunk', 0, () => openSpilled(c, e));
@@ -488,6 +505,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     mem.delete(c);
     if (spilled.size >= MAX_SPILLED) {
       stats.rejected.overload++;
+      forgetLate(e);
       releaseBuffer(e);
       return;
     }
@@ -547,7 +565,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     if (!e) {
       if (mem.size >= maxMem) spillOldest();
       const backing = takeBuffer();
-      e = { epoch: f.epoch, count: f.fragments, got: new Uint8Array(f.fragments), gotCount: 0, buf: backing.subarray(0, sealedLen), backing, tag: null, late: null, lateBytes: 0 };
+      e = { epoch: f.epoch, count: f.fragments, got: new Uint8Array(f.fragments), gotCount: 0, buf: backing.subarray(0, sealedLen), backing, tag: null, late: null, lateBytes: 0, parity: null };
       mem.set(c, e);
     }
     if (e.got[f.fragment] === 1) { stats.duplicates++; return; }
@@ -555,7 +573,43 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     e.gotCount++;
     if (e.buf) src.copy(e.buf, offset, f.payloadStart, f.payloadStart + length);
     else placeSpilled(c, e, offset, src.subarray(f.payloadStart, f.payloadStart + length), true, batchInput);
-    if (e.gotCount === e.count) complete(c, e);
+    if (e.gotCount + (e.parity?.length ?? 0) >= e.count) complete(c, e);
+  }
+
+  /** PARITY datagram `f` (parity index in f.fragment, the chunk's data fragment count in f.fragments). */
+  function onParity(f: DatagramFields, src: Buffer): void {
+    const c = f.chunk;
+    if (c >= chunkCount) { stats.rejected.malformed++; return; }
+    const sealedLen = plainLength(c) + SEAL_TAG_BYTES;
+    if (f.fragments > sealedLen || f.fragment >= maxParity(f.fragments)) { stats.rejected.malformed++; return; }
+    if (f.payloadLength !== Math.ceil(sealedLen / f.fragments)) { stats.rejected.malformed++; return; }
+    passDatagrams++;
+    if (state[c] !== MISSING) { stats.duplicates++; return; }
+    let e = mem.get(c) ?? spilled.get(c);
+    if (e && (e.epoch !== f.epoch || e.count !== f.fragments)) { stats.rejected.malformed++; return; }
+    if (e?.parity?.some((q) => q.index === f.fragment)) { stats.duplicates++; return; }
+    // Kept in memory whatever happens to the chunk's data fragments, within the late-fragment budget.
+    if (lateTotal + f.payloadLength > MAX_LATE_TOTAL) { stats.rejected.overload++; return; }
+    if (!e) {
+      if (ioFull()) { stats.rejected.overload++; return; }
+      if (mem.size >= maxMem) spillOldest();
+      const backing = takeBuffer();
+      e = { epoch: f.epoch, count: f.fragments, got: new Uint8Array(f.fragments), gotCount: 0, buf: backing.subarray(0, sealedLen), backing, tag: null, late: null, lateBytes: 0, parity: null };
+      mem.set(c, e);
+    }
+    (e.parity ??= []).push({ index: f.fragment, bytes: Buffer.from(src.subarray(f.payloadStart, f.payloadStart + f.payloadLength)) });
+    e.lateBytes += f.payloadLength;
+    lateTotal += f.payloadLength;
+    if (e.gotCount + e.parity.length >= e.count) complete(c, e);
+  }
+
+  /** Restores the data fragments of `sealed` that `e` lacks from its parity fragments (enough are held). */
+  function restore(e: Entry, sealed: Uint8Array): void {
+    if (!e.parity || e.gotCount === e.count) return;
+    const missing: number[] = [];
+    for (let f = 0; f < e.count; f++) if (e.got[f] === 0) missing.push(f);
+    recoverFragments(sealed, e.count, missing, e.parity.slice(0, missing.length));
+    stats.restored += missing.length;
   }
 
   const fields = datagramFields();
@@ -576,6 +630,8 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     stats.firstDataAt ??= Date.now();
     if (fields.kind === DatagramKind.DATA) {
       onData(fields, src);
+    } else if (fields.kind === DatagramKind.PARITY) {
+      onParity(fields, src);
     } else if (fields.chunk > lastPassEnd) {
       // PASS_END (readDatagramAt accepts no other kind): fields.chunk is the pass number.
       lastPassEnd = fields.chunk;
@@ -706,11 +762,12 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
         // write error) it is missing again: the next pass sends it, or the swarm does after the last one.
         if (state[c] === DONE || state[c] === COMPLETING) { flush(c); continue; }
         const e = mem.get(c) ?? spilled.get(c);
-        const lacking = e ? e.count - e.gotCount : 0;
+        // Parity fragments held stand in for as many missing ones: only the rest are asked for.
+        const lacking = e ? e.count - e.gotCount - (e.parity?.length ?? 0) : 0;
         if (e && e.gotCount > 0 && lacking <= e.count / 2 && listed + lacking <= maxPartialFragments) {
           flush(c);
           const frags: number[] = [];
-          for (let f = 0; f < e.count; f++) if (e.got[f] === 0) frags.push(f);
+          for (let f = 0; f < e.count && frags.length < lacking; f++) if (e.got[f] === 0) frags.push(f);
           partialList.push([c, frags]);
           listed += frags.length;
           continue;
