@@ -544,10 +544,16 @@ async function readSidecar(path: string, m: Manifest, count: number): Promise<Bi
   return same ? new Bitfield(count, buf.subarray(HEADER)) : null;
 }
 
+/** Most bytes one write asks for. The page cache sizes the folios a write allocates by the write's length,
+ * and on the bed host (a VM that hands free memory back to its host) new 2 MiB folios are slow to fill: 256 MiB
+ * into a new file took 0.72 s of kernel time in 4 MiB or 2 MiB writes and 0.06 s in 1 MiB ones. Elsewhere
+ * the difference is a few syscalls per piece. */
+const writeSliceBytes = 1024 * 1024;
+
 async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    const { bytesWritten } = await fh.write(bytes, done, Math.min(writeSliceBytes, bytes.length - done), position + done);
     done += bytesWritten;
   }
 }
