@@ -237,20 +237,22 @@ export async function handlePieceRequest(
               if (bytesRead === 0) throw new ShoalError(ErrorCode.INTERNAL, 'piece shorter on disk than in its manifest');
               got += bytesRead;
             }
-            const last = bytes + n === length;
+            // Every chunk is written alone. The head written with the first chunk, or res.end(chunk) (which
+            // adds an empty write), makes one writev of two parts, and TLS copies the parts into one fresh
+            // buffer before encrypting: a 1 MiB copy and new pages per answer.
+            if (!res.headersSent) res.flushHeaders();
             await new Promise<void>((resolve, reject) => {
               const onClose = () => reject(new Error('peer went away'));
               res.once('close', onClose);
-              const done = (err?: Error | null) => {
+              res.write(buf.subarray(0, n), (err?: Error | null) => {
                 res.off('close', onClose);
                 if (err) reject(err);
                 else resolve();
-              };
-              if (last) res.end(buf.subarray(0, n), () => done());
-              else res.write(buf.subarray(0, n), done);
+              });
             });
             bytes += n;
           }
+          res.end();
         } finally {
           await fh.close();
         }
