@@ -25,6 +25,9 @@ export interface BedConfig {
   maxPasses?: number;
   /** Repair with parity fragments (default true). */
   parity?: boolean;
+  /** Receivers exit by themselves once their copy is verified (peers.sh): the sender then neither waits for
+   * them nor tells them to go. */
+  receiversExit?: boolean;
   /** Bound on every process, ms. */
   timeoutMs: number;
 }
