@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,15 @@ typedef struct {
    * shared IP-id generator on every datagram. */
   struct sockaddr_in peer;
   int connected;
+  /* Segmentation offload refused (a device without checksum offload): one message per datagram. */
+  int no_gso;
 } sender_t;
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+/* Datagrams per segmentation-offload message: 16 of ~1.5 KB stay within a 1 ms bucket of a 400 Mbit/s shaper. */
+#define GSO_SEGS 16
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
   char msg[256];
@@ -351,6 +360,7 @@ static napi_value open_sender(napi_env env, napi_callback_info info) {
   if (!s) { close(fd); return throw_errno(env, "malloc", ENOMEM); }
   s->fd = fd;
   s->connected = 0;
+  s->no_gso = 0;
   memset(&s->peer, 0, sizeof s->peer);
   napi_value handle;
   if (napi_create_external(env, s, free_sender, NULL, &handle) != napi_ok) { free_sender(env, s, NULL); napi_throw_error(env, "ERR_SHOAL_UDP", "external"); return NULL; }
@@ -383,8 +393,18 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   }
   /* Datagrams to the connected group go without an address; any other destination names its own. */
   int to_peer = s->connected && s->peer.sin_addr.s_addr == sa.sin_addr.s_addr && s->peer.sin_port == sa.sin_port;
+  /*
+   * Datagrams of equal length go out GSO_SEGS to a message with UDP_SEGMENT (the last of a message may be
+   * shorter): the stack, the queueing discipline and a shaper handle one packet per message and the segments
+   * are cut just before the device. On the bed the sender's kernel CPU for 256 MiB went from 3.4-4.6 to 0.4-1.0 s.
+   */
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
+  int counts[MAX_BATCH];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl[MAX_BATCH];
   int total = 0;
   while (from < to) {
     int n = to - from < MAX_BATCH ? to - from : MAX_BATCH;
@@ -398,20 +418,47 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
       if (tt != napi_uint8_array) { napi_throw_type_error(env, NULL, "datagrams must be Uint8Arrays"); return NULL; }
       iov[i].iov_base = p;
       iov[i].iov_len = len;
-      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-      msgs[i].msg_hdr.msg_name = to_peer ? NULL : &sa;
-      msgs[i].msg_hdr.msg_namelen = to_peer ? 0 : sizeof sa;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    int sent = sendmmsg(s->fd, msgs, (unsigned)n, MSG_DONTWAIT);
+    int nm = 0;
+    for (int i = 0; i < n;) {
+      int g = 1;
+      if (!s->no_gso) {
+        size_t seg = iov[i].iov_len, bytes = seg;
+        while (i + g < n && g < GSO_SEGS && iov[i + g - 1].iov_len == seg && iov[i + g].iov_len <= seg && bytes + iov[i + g].iov_len <= 65000) {
+          bytes += iov[i + g].iov_len;
+          g++;
+        }
+      }
+      struct msghdr *h = &msgs[nm].msg_hdr;
+      memset(h, 0, sizeof *h);
+      h->msg_name = to_peer ? NULL : &sa;
+      h->msg_namelen = to_peer ? 0 : sizeof sa;
+      h->msg_iov = &iov[i];
+      h->msg_iovlen = (size_t)g;
+      if (g > 1) {
+        h->msg_control = ctl[nm].buf;
+        h->msg_controllen = sizeof ctl[nm].buf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t seg16 = (uint16_t)iov[i].iov_len;
+        memcpy(CMSG_DATA(cm), &seg16, sizeof seg16);
+      }
+      counts[nm++] = g;
+      i += g;
+    }
+    int sent = sendmmsg(s->fd, msgs, (unsigned)nm, MSG_DONTWAIT);
     if (sent < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR) break;
+      if ((errno == EIO || errno == EINVAL) && !s->no_gso) { s->no_gso = 1; continue; } /* retry one by one */
       return throw_errno(env, "sendmmsg", errno);
     }
-    total += sent;
-    from += sent;
-    if (sent < n) break;
+    int went = 0;
+    for (int k = 0; k < sent; k++) went += counts[k];
+    total += went;
+    from += went;
+    if (sent < nm) break;
   }
   napi_value out;
   CHECK(napi_create_int32(env, total, &out));

@@ -43,6 +43,18 @@ export async function bed(env: NodeJS.ProcessEnv, ...args: string[]): Promise<st
   return stdout;
 }
 
+/**
+ * The sender cuts its UDP segmentation-offload messages (native/shoal_udp.c) into datagrams on its own side of
+ * the link, as a NIC does before the wire. A veth left as the bed builds it claims UDP segmentation offload and
+ * passes whole 16-datagram messages through the bridge, its loss rule and the receivers' links, which no real
+ * network does: losses would come in runs of 16 and the bridge would do a sixteenth of its work.
+ */
+export const SEGMENT_AT_SENDER = 'ethtool -K tb0 tx-udp-segmentation off';
+
+export async function segmentAtSender(env: NodeJS.ProcessEnv): Promise<void> {
+  await run('bash', [testbedScript, 'exec', env.TB_S_NS ?? 's', 'bash', '-c', SEGMENT_AT_SENDER], { env, timeout: 10_000 });
+}
+
 export interface BedRunOptions {
   env: NodeJS.ProcessEnv;
   n: number;

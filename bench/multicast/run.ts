@@ -24,7 +24,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { hashFile } from '../../src/transfer/pieces/hash-file.ts';
-import { bed, bedEnv, bedProblem, runOnBed, testbedScript } from './bed-run.ts';
+import { bed, bedEnv, bedProblem, runOnBed, SEGMENT_AT_SENDER, segmentAtSender, testbedScript } from './bed-run.ts';
 import type { BedConfig } from './bed-config.ts';
 
 const run = promisify(execFile);
@@ -78,6 +78,7 @@ async function direct(): Promise<void> {
     for (const n of ns) {
       for (const loss of losses) {
         await bed(env, 'up', String(n), String(rateMbit), String(loss));
+        await segmentAtSender(env);
         const out = await runOnBed({ env, n, path, manifest, destRoot: join(work, `rx-${n}-${loss}`), rateBps: paceMbit * 1e6, chunkSize, parity, workDir: work, timeoutMs: 300_000 });
         const ok = out.receivers.every((r) => r.done) && out.result?.complete === true;
         const t = out.totalMs / 1000;
@@ -140,7 +141,7 @@ async function peers(): Promise<void> {
               LABEL: 'shoal',
               PEERS_RECV_READY_S: '3',
               PEERS_RECV_CMD: `cd ${root} && ${node} bench/multicast/bed-receiver.ts ${cfgPath} "$K" exit`,
-              PEERS_SEND_CMD: `cd ${root} && ${senderCmd} ${cfgPath}`,
+              PEERS_SEND_CMD: `${SEGMENT_AT_SENDER} && cd ${root} && ${senderCmd} ${cfgPath}`,
             };
             await sh('case', 'cmd', String(n), String(loss)).catch((err: unknown) => console.log(`shoal N=${n} loss=${loss}: ${String(err)}`));
             extraEnv = {};

@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { bed, bedEnv, bedProblem, runOnBed } from '../../bench/multicast/bed-run.ts';
+import { bed, bedEnv, bedProblem, runOnBed, segmentAtSender } from '../../bench/multicast/bed-run.ts';
 import { randomFile, sha256File, tempDir } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -25,6 +25,7 @@ before(async () => {
   work = await tempDir('shoal-mcbed-');
   await bed(env, 'up', '4', '0', '3');
   up = true;
+  await segmentAtSender(env); // loss and reordering hit single datagrams, as on a real link
 });
 after(async () => {
   if (up) await bed(env, 'down').catch((err: unknown) => console.log(`# bed down failed: ${String(err)}`));
