@@ -245,9 +245,11 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     let burst = 0;
     const setRate = (bps: number) => {
       bytesPerMs = bps / 8 / 1000;
-      // 10 ms of credit: timers fire late (by ~1 ms idle, by tens of ms on a busy host), and credit lost to a
-      // late timer is rate the transfer never gets back; 10 ms at the rate still fits the 1 MiB send buffer.
-      burst = Math.max(4 * (mtu + ETHERNET_OVERHEAD_BYTES), bytesPerMs * 10);
+      // 20 ms of credit: timers fire late (by ~1 ms idle, by tens of ms on a busy host), and reading status
+      // answers and planning repairs hold the event loop for tens of ms during pass 1; credit lost there is
+      // rate the transfer never gets back (with 10 ms, N=4 at 2 % on the bed took 6.97-7.20 s instead of
+      // 6.51-6.64 s). 20 ms at the rate still about fits the 1 MiB send buffer.
+      burst = Math.max(4 * (mtu + ETHERNET_OVERHEAD_BYTES), bytesPerMs * 20);
     };
     setRate(initialBps);
     const queueLimit = 512 * 1024;
