@@ -5,9 +5,10 @@
  * sees. The transfer runs in passes: pass 1 sends everything; then the sender asks every receiver what it
  * lacks (deps.collectStatus) and the next pass sends only the union — whole chunks, or single fragments of
  * chunks a receiver holds in part. Where several receivers lack different fragments of a chunk, parity
- * fragments (erasure.ts) repair them all at once: as many as the neediest receiver lacks, not the union. It stops when nobody misses anything or after `maxPasses`; receivers that
- * still lack something finish through the swarm. The rate backs off when receivers report heavy loss and
- * climbs back towards the ceiling when they do not, never below `minRateBps`.
+ * fragments (erasure.ts) repair them all at once: as many as the neediest receiver lacks, not the union. It
+ * stops when nobody misses anything or after `maxPasses`; receivers that still lack something finish through
+ * the swarm. The rate backs off when receivers report heavy loss and climbs back towards the ceiling when they
+ * do not, never below `minRateBps`.
  */
 import dgram from 'node:dgram';
 import type { BigIntStats } from 'node:fs';
@@ -465,7 +466,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
         type Work = { chunks: number[]; fragments: Map<number, Set<number>>; parity: Map<number, number> };
         let pendingWork: Work = { chunks: [], fragments: none, parity: noParity };
 
-        /** DATA datagrams sent since the last marker (the marker carries the count). */
+        /** DATA and PARITY datagrams sent since the last marker (the marker carries the count). */
         let sinceMarker = 0;
         /** Sends the listed chunks (whole, their listed fragments, or parity fragments), then, with `mark`, an
          * end-of-batch marker. */
