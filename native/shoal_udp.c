@@ -360,7 +360,12 @@ static napi_value open_sender(napi_env env, napi_callback_info info) {
   if (!s) { close(fd); return throw_errno(env, "malloc", ENOMEM); }
   s->fd = fd;
   s->connected = 0;
-  s->no_gso = 0;
+  /* Kernels before 4.18 know no UDP_SEGMENT and would send a whole message as one IP-fragmented datagram:
+   * probe the option (set, then clear it; messages carry their own) and send one datagram per message
+   * where it is refused. */
+  int seg = 1200, off = 0;
+  s->no_gso = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof seg) != 0;
+  if (!s->no_gso) setsockopt(fd, SOL_UDP, UDP_SEGMENT, &off, sizeof off);
   memset(&s->peer, 0, sizeof s->peer);
   napi_value handle;
   if (napi_create_external(env, s, free_sender, NULL, &handle) != napi_ok) { free_sender(env, s, NULL); napi_throw_error(env, "ERR_SHOAL_UDP", "external"); return NULL; }
