@@ -12,6 +12,9 @@
  *   bed, 256 MiB, sender capped at 400 Mbit/s, 1% loss: 1 stream 157 Mbit/s, 4 → 181 (1.15×), 8 → 217 (1.38×)
  *   loopback, 128 MiB: 1 stream 899 Mbit/s, 4 → 1284 (1.43×), 8 → 764 (CPU-bound, both ends on 2 cores)
  *   loopback, 1 GiB, 8 streams: peak receiver RSS 168 MiB (174 MiB for 128 MiB): flat in the file size.
+ * 2026-12-02, 16:37 UTC, another host of the same kind, 256 MiB, one run each:
+ *   bed, 400 Mbit/s, 1% loss: 1 stream 314 Mbit/s, 4 → 349 (1.11×), 8 → 338 (1.08×)
+ *   loopback: 1 stream 1721 Mbit/s, 4 → 2523 (1.47×), 8 → 2053 (1.19×; CPU-bound, both ends on 2 cores)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
