@@ -555,6 +555,13 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
           const t0 = performance.now();
           let sent = 0;
           let wire = 0;
+          /** sendBatch, counted into this pass's figures. */
+          const send = async (work: Work, mark: boolean): Promise<void> => {
+            const r = await sendBatch(work, mark);
+            sent += r.sent;
+            wire += r.wire;
+          };
+          const run = (at: number, end: number): Work => ({ chunks: Array.from({ length: end - at }, (_, i) => at + i), fragments: none, parity: noParity });
           if (pass === 1) {
             let asking: { upTo: number; answer: ReceiverStatus[] | null; done: Promise<void> } | null = null;
             // Asking costs every receiver a status and the link a marker: while nobody lacks anything, ask
@@ -571,27 +578,23 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
               askEvery = fix.chunks.length > 0 ? 1 : Math.min(8, askEvery * 2);
               if (fix.chunks.length > 0) {
                 await checkSourceUnchanged(fh, st);
-                const r = await sendBatch(fix, mark);
-                sent += r.sent;
-                wire += r.wire;
+                await send(fix, mark);
               }
             };
             for (let from = 0; from < chunkCount; from += segment) {
               const to = Math.min(chunkCount, from + segment);
               const last = to >= chunkCount;
               sinceAsked++;
-              let ask = false;
-              for (let at = from; at < to; at += slice) {
-                const end = Math.min(to, at + slice);
-                // Decided before the last slice (the answer to the previous request may have come in during
-                // this segment): the segment's marker follows that slice, before any repair, so the loss
-                // receivers report as of a marker covers a whole segment, not a small repair batch.
-                if (end === to) ask = !last && !asking && sinceAsked >= askEvery;
-                const b = await sendBatch({ chunks: Array.from({ length: end - at }, (_, i) => at + i), fragments: none, parity: noParity }, end === to && (ask || last));
-                sent += b.sent;
-                wire += b.wire;
-                if (end < to) await repairAnswered(false);
+              let at = from;
+              for (; to - at > slice; at += slice) {
+                await send(run(at, at + slice), false);
+                await repairAnswered(false);
               }
+              // Decided before the last slice (the answer to the previous request may have come in during this
+              // segment): the segment's marker follows that slice, before any repair, so the loss receivers
+              // report as of a marker covers a whole segment, not a small repair batch.
+              const ask = !last && !asking && sinceAsked >= askEvery;
+              await send(run(at, to), ask || last);
               if (ask) {
                 const a: { upTo: number; answer: ReceiverStatus[] | null; done: Promise<void> } = { upTo: seq, answer: null, done: Promise.resolve() };
                 a.done = deps.collectStatus(seq, signal, pass).then((statuses) => { a.answer = statuses; }, () => { a.answer = []; });
@@ -605,9 +608,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
             await asking?.done;
           } else {
             await checkSourceUnchanged(fh, st);
-            const b = await sendBatch(pendingWork, true);
-            sent += b.sent;
-            wire += b.wire;
+            await send(pendingWork, true);
           }
           // Let the socket queue drain before asking: a status taken while datagrams are queued asks for them again.
           for (let k = 0; k < 2000 && sock.queuedCount() > 0; k++) await sleep(1);
