@@ -248,6 +248,29 @@ describe('swarm downloader', () => {
     await partial.close();
   });
 
+  it('ends with the local error when the file stops taking bytes mid-piece, not with a holder failure', async () => {
+    const file = await sampleFile(scratch, 32 * 64 * 1024, 64 * 1024);
+    // A slow holder, so that pieces are mid-way when the file is closed under the download.
+    const h = await startHolder(scratch, { id: 'seed', keys, tls, file, options: { uploadBytesPerSecond: 1024 * 1024 } });
+    const partial = await openPartialFile({ manifest: file.manifest, destDir: await scratch.dir(), logger: silentLogger });
+    let closed = false;
+    await assert.rejects(
+      downloadFile({
+        manifest: file.manifest, holders: [h.holder], ticket: ticketFor(keys, file.manifest.sha256), partial, streams: 4,
+        logger: silentLogger, progressIntervalMs: 0,
+        onProgress: (p) => {
+          if (!closed && p.bytes > 0) {
+            closed = true;
+            void partial.close();
+          }
+        },
+      }),
+      (e) => isShoalError(e, 'ABORTED') && /partial file is closed/.test((e as Error).message),
+    );
+    assert.equal(closed, true);
+    assert.ok(partial.verifiedCount < file.manifest.pieces.length);
+  });
+
   it('writes hostile catalogue names inside the download directory or not at all', async () => {
     const file = await sampleFile(scratch, 20_000, 16 * 1024);
     const h = await startHolder(scratch, { id: 'seed', keys, tls, file });

@@ -102,6 +102,76 @@ describe('PartialFile', () => {
     await pf.abort();
   });
 
+  it('takes pieces streamed in parts as they arrive and finalizes to the right bytes', async () => {
+    const { data, manifest } = await sample(50_000, 8192);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    for (const i of [4, 0, 6, 2, 1, 5, 3]) {
+      const bytes = piece(data, manifest, i);
+      const w = pf.pieceWriter(i);
+      // Parts of uneven size from one reused buffer, as the piece client hands them over.
+      const scratch = Buffer.alloc(3000);
+      for (let at = 0; at < bytes.length; at += 3000) {
+        const n = Math.min(3000, bytes.length - at);
+        bytes.copy(scratch, 0, at, at + n);
+        w.write(scratch.subarray(0, n), at);
+      }
+      assert.equal(pf.has(i), false, 'nothing is recorded before finish');
+      assert.equal(await w.finish(), true);
+      assert.equal(pf.has(i), true);
+    }
+    assert.deepEqual(await readFile(await pf.finalize()), data);
+  });
+
+  it('refuses a streamed piece whose bytes do not match, records nothing and takes a good copy after', async () => {
+    const { data, manifest } = await sample(20_000, 8192);
+    const dest = await tempDir();
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    const bad = Buffer.from(piece(data, manifest, 1));
+    bad[5000] ^= 1;
+    const w = pf.pieceWriter(1);
+    w.write(bad.subarray(0, 4000), 0);
+    w.write(bad.subarray(4000), 4000);
+    assert.equal(await w.finish(), false);
+    assert.equal(pf.has(1), false);
+    // Half a piece and a process killed: reopened, the piece is still missing.
+    pf.pieceWriter(0).write(piece(data, manifest, 0).subarray(0, 100), 0);
+    const again = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    assert.deepEqual(again.missing(), [0, 1, 2]);
+    for (const i of again.missing()) {
+      const good = again.pieceWriter(i);
+      good.write(piece(data, manifest, i), 0);
+      assert.equal(await good.finish(), true);
+    }
+    assert.deepEqual(await readFile(await again.finalize()), data);
+    await pf.close().catch(() => undefined);
+  });
+
+  it('never lets a streamed piece overwrite one already verified', async () => {
+    const { data, manifest } = await sample(20_000, 8192);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    const late = pf.pieceWriter(1);
+    late.write(Buffer.alloc(100, 0xee), 0);
+    // An end-game copy verifies first; the stream still running on another connection goes on sending junk.
+    assert.equal(await pf.writePiece(1, piece(data, manifest, 1)), true);
+    late.write(Buffer.alloc(8092, 0xee), 100);
+    assert.equal(await late.finish(), true, 'the piece is verified, whoever wrote it');
+    await pf.writePiece(0, piece(data, manifest, 0));
+    await pf.writePiece(2, piece(data, manifest, 2));
+    assert.deepEqual(await readFile(await pf.finalize()), data);
+  });
+
+  it('refuses streamed bytes out of order or past the end of the piece', async () => {
+    const { manifest } = await sample(20_000, 8192);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    const w = pf.pieceWriter(2); // the last piece: 3616 bytes
+    assert.throws(() => w.write(Buffer.alloc(10), 5), (e) => isShoalError(e, 'BAD_REQUEST'));
+    w.write(Buffer.alloc(3000), 0);
+    assert.throws(() => w.write(Buffer.alloc(1000), 3000), (e) => isShoalError(e, 'BAD_REQUEST'));
+    await assert.rejects(w.finish(), (e) => isShoalError(e, 'BAD_REQUEST'));
+    assert.throws(() => pf.pieceWriter(3), (e) => isShoalError(e, 'BAD_REQUEST'));
+    await pf.abort();
+  });
+
   it('resumes verified pieces from the sidecar after reopening', async () => {
     const { data, manifest } = await sample(40_000, 8192);
     const dest = await tempDir();

@@ -11,11 +11,12 @@
  * nothing after an in-order transfer, everything after a restart (the hash state is not persisted). Hashing a
  * 256 MiB file a second time at the end cost about 0.4 s of CPU on the critical path of every copy.
  *
- * Both the swarm downloader (`writePiece`) and the multicast receiver (`writeAt` + `verifyPiece`) write here.
+ * Both the swarm downloader (`pieceWriter`, and `writePiece` for end-game copies) and the multicast receiver
+ * (`writeAt` + `verifyPiece`) write here.
  * One PartialFile object per file per process: share it between writers rather than opening it twice.
  */
 import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants, createReadStream, writeSync } from 'node:fs';
 import { link, lstat, mkdir, open, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -81,8 +82,12 @@ export interface PartialFile {
    * the file (about 0.2 CPU-s per 256 MiB). `bytes` as in verifyPiece.
    */
   acceptPiece(i: number, bytes?: Uint8Array): Promise<void>;
-  /** Hashes `bytes` in memory first; writes and records piece `i` only when the hash matches. */
+  /** Hashes `bytes` in memory first; writes and records piece `i` only when the hash matches. While it writes,
+   * any PieceWriter of the same piece leaves the piece alone. */
   writePiece(i: number, bytes: Uint8Array): Promise<boolean>;
+  /** Receives piece `i` as its bytes arrive, with no piece-sized buffer: see PieceWriter. At most one writer
+   * per piece at a time (the caller's rule); a writer of a piece already verified writes nothing. */
+  pieceWriter(i: number): PieceWriter;
   /** Whole-file SHA-256 check, then atomic move to the final path, which is returned. Same name with other
    * content: `name (2).ext` (and so on); same name with the same content: the existing file is reused. */
   finalize(): Promise<string>;
@@ -90,6 +95,20 @@ export interface PartialFile {
   close(): Promise<void>;
   /** Closes and removes the temp file and its sidecar. */
   abort(): Promise<void>;
+}
+
+/** A piece received as its bytes arrive (PartialFile.pieceWriter). Nothing is recorded until finish() has
+ * checked the hash, so a piece left half-written (a holder that fails, a process killed) is simply fetched again
+ * and never served meanwhile. */
+export interface PieceWriter {
+  /** Writes the next `bytes` of the piece (`at` = bytes written so far) at once, synchronously, and hashes them:
+   * the caller may reuse `bytes` on return, and a writer no longer called has no write in flight. Bytes out of
+   * order or past the piece's end throw BAD_REQUEST; a disk error is thrown as it comes. While the piece is
+   * verified or written whole by writePiece, the bytes are dropped instead. */
+  write(bytes: Uint8Array, at: number): void;
+  /** After the last byte: true when the piece is now verified (by this writer, or meanwhile by writePiece), false
+   * when its bytes do not match its hash, null when writePiece took the piece over and has not verified it. */
+  finish(): Promise<boolean | null>;
 }
 
 const MAGIC = Buffer.from('SHOALBF1', 'latin1');
@@ -151,6 +170,8 @@ class PartialFileImpl implements PartialFile {
   #mine = new WeakSet<ArrayBufferLike>();
   #poolSize: number;
   #aheadBytes = 0;
+  /** Pieces writePiece is writing now, until recorded (PieceWriters of these drop their bytes). */
+  #claimed = new Map<number, Promise<void>>();
   /** The background read-back that advances #hashed over pieces not in memory, when running. */
   #catchingUp: Promise<void> | null = null;
 
@@ -369,11 +390,62 @@ class PartialFileImpl implements PartialFile {
     if (this.#bits.has(i)) return true;
     const { offset, length } = pieceRange(this.manifest, i);
     if (bytes.length !== length || sha256(bytes) !== this.manifest.pieces[i]) return false;
-    await writeFully(this.fh, bytes, offset);
-    const marked = this.#mark(i);
-    this.#feed(i, bytes);
-    await marked;
+    const other = this.#claimed.get(i);
+    if (other) {
+      // Another good copy of the same bytes is being written: done when it is.
+      await other;
+      return this.#bits.has(i);
+    }
+    const write = (async () => {
+      await writeFully(this.fh, bytes, offset);
+      const marked = this.#mark(i);
+      this.#feed(i, bytes);
+      await marked;
+    })();
+    this.#claimed.set(i, write.then(() => undefined, () => undefined));
+    try {
+      await write;
+    } finally {
+      this.#claimed.delete(i);
+    }
     return true;
+  }
+
+  pieceWriter(i: number): PieceWriter {
+    this.#open();
+    this.#index(i);
+    const { offset, length } = pieceRange(this.manifest, i);
+    const hash = createHash('sha256');
+    let next = 0;
+    let skipped = false;
+    return {
+      write: (bytes, at) => {
+        this.#open();
+        if (at !== next || at + bytes.length > length) {
+          throw new ShoalError(ErrorCode.BAD_REQUEST, `write of ${bytes.length} bytes at ${at} of piece ${i} (${length} bytes, ${next} written)`);
+        }
+        next += bytes.length;
+        if (skipped || this.#bits.has(i) || this.#claimed.has(i)) {
+          skipped = true;
+          return;
+        }
+        hash.update(bytes);
+        for (let done = 0; done < bytes.length; ) done += writeSync(this.fh.fd, bytes, done, bytes.length - done, offset + at + done);
+      },
+      finish: async () => {
+        this.#open();
+        const other = this.#claimed.get(i);
+        if (other) await other;
+        if (this.#bits.has(i)) return true;
+        if (skipped || other) return null;
+        if (next !== length) throw new ShoalError(ErrorCode.BAD_REQUEST, `piece ${i} finished after ${next} of ${length} bytes`);
+        if (hash.digest('hex') !== this.manifest.pieces[i]) return false;
+        const marked = this.#mark(i);
+        this.#feed(i, undefined); // the running hash reads the piece back from the page cache when its turn comes
+        await marked;
+        return true;
+      },
+    };
   }
 
   async finalize(): Promise<string> {

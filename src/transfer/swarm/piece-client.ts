@@ -1,8 +1,8 @@
 /**
  * A small HTTPS/1.1 client for piece bodies, one per holder: keep-alive connections (at most `connections`),
  * the holder's certificate pinned by fingerprint like createPinnedDispatcher, and bodies copied straight from
- * the TLS layer into the caller's buffer. Node's `onread` option hands every decrypted record to one reused
- * buffer, so a 4 MiB piece costs no allocation, no stream and no parser run per 16 KiB record; through
+ * the TLS layer into the caller's buffer or handed to its sink. Node's `onread` option hands every decrypted
+ * record to one reused buffer, so a 4 MiB piece costs no allocation, no stream and no parser run per record; through
  * undici each record was a new Buffer, a socket stream event and a WASM parser call, and on the swarm bed
  * (receivers CPU-bound) that garbage kept V8's major GC busy. Only what the piece routes answer is
  * understood: a status line, headers, a `content-length` body (or a body until close); anything else
@@ -30,6 +30,14 @@ export interface PieceClientOptions {
   keepAliveMs?: number;
 }
 
+/** Where a 200 body goes part by part, in order, as it is decrypted. */
+export interface BodySink {
+  /** Most bytes the body may have. */
+  readonly length: number;
+  /** `bytes` is a view of the client's read buffer, valid only during the call; `at` = body bytes before it. */
+  write(bytes: Uint8Array, at: number): void;
+}
+
 /** What one GET brought back. */
 export interface PieceClientResponse {
   status: number;
@@ -41,12 +49,12 @@ export interface PieceClientResponse {
 
 export interface PieceClient {
   /**
-   * GET `path` (under the base URL's path). A 200 body goes into `into` (`onData(n)` after every part);
-   * a longer one fails with HASH_MISMATCH (a holder sending more than a piece holds). Without `into` (a
-   * bitfield) the 200 body comes back as `text` like any other. Rejects with the
-   * signal's reason when it fires (the connection is closed: HTTP/1.1 cannot cancel a running answer).
+   * GET `path` (under the base URL's path). A 200 body goes into `into`, a buffer or a sink (`onData(n)` after
+   * every part); a longer one fails with HASH_MISMATCH (a holder sending more than a piece holds). Without `into`
+   * (a bitfield) the 200 body comes back as `text` like any other. Rejects with the signal's reason when it fires
+   * (the connection is closed: HTTP/1.1 cannot cancel a running answer), and with whatever the sink throws.
    */
-  get(path: string, headers: Record<string, string>, into: Buffer | null, onData: (n: number) => void, signal: AbortSignal): Promise<PieceClientResponse>;
+  get(path: string, headers: Record<string, string>, into: Buffer | BodySink | null, onData: (n: number) => void, signal: AbortSignal): Promise<PieceClientResponse>;
   /** Closes every connection; requests still running fail. */
   close(): void;
 }
@@ -58,7 +66,7 @@ const readBufferBytes = 64 * 1024;
 interface Job {
   path: string;
   headers: Record<string, string>;
-  into: Buffer | null;
+  into: Buffer | BodySink | null;
   onData: (n: number) => void;
   signal: AbortSignal;
   resolve: (r: PieceClientResponse) => void;
@@ -221,7 +229,16 @@ export function createPieceClient(options: PieceClientOptions): PieceClient {
         drop(c, failure(`holder sent more than ${job.into.length} bytes`, ErrorCode.HASH_MISMATCH));
         return;
       }
-      job.into.set(n === buf.length && from === 0 ? buf : buf.subarray(from, to), c.got);
+      const part = n === buf.length && from === 0 ? buf : buf.subarray(from, to);
+      if (Buffer.isBuffer(job.into)) job.into.set(part, c.got);
+      else {
+        try {
+          job.into.write(part, c.got);
+        } catch (err) {
+          drop(c, err);
+          return;
+        }
+      }
       c.got += n;
       job.onData(n);
     } else {
