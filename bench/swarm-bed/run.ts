@@ -9,7 +9,8 @@
  *   sudo node --import tsx bench/swarm-bed/run.ts
  *   env: SIZE_MIB (256), RATE_MBIT (200), RUN_TIMEOUT_S (300), MODES (swarm,multicast), KEEP=1 (keep work dir),
  *        HTTP=0 (skip nginx), CPU_PROF_DIR (V8 profiles of the coordinator and agent r1),
- *        AGENT_NODE_FLAGS (extra Node flags for agent r1, e.g. "--trace-gc"; its log stays with KEEP=1)
+ *        AGENT_NODE_FLAGS (extra Node flags for agent r1, e.g. "--trace-gc"; its log stays with KEEP=1),
+ *        STREAMS (the agents' `--streams`, default theirs)
  *
  * Shoal runs once per mode: `swarm` (coordinator started with SHOAL_MULTICAST=off: agents pull over HTTPS
  * from the coordinator and each other) and `multicast` (the default scheduler: one multicast send paced at
@@ -94,6 +95,8 @@ const cpuProfDir = process.env.CPU_PROF_DIR;
 const profiledArgv = (args: string[]) => (cpuProfDir ? [process.execPath, '--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, shoalBin, ...args] : shoalArgv(args));
 // AGENT_NODE_FLAGS="--trace-gc ...": extra Node flags for agent r1 (its log is in the kept work dir, KEEP=1).
 const agentFlags = (process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+// STREAMS=n: every agent runs with `--streams n` (connections per holder).
+const agentStreams = process.env.STREAMS ? ['--streams', process.env.STREAMS] : [];
 const firstAgentArgv = (args: string[]) => (agentFlags.length ? [process.execPath, ...agentFlags, shoalBin, ...args] : profiledArgv(args));
 
 /** Starts a long-lived command in a namespace under timeout(1), output to `logFile`. */
@@ -277,7 +280,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
   for (let k = 1; k <= N; k++) {
     const dir = join(work, `r${k}`);
     agents.push(
-      startIn(rns(k), (k === 1 ? firstAgentArgv : shoalArgv)(['agent', '-d', join(dir, 'dl'), '--state-dir', join(dir, 'state'), '--listen', `${rip(k)}:0`, '--name', `r${k}`]), join(work, `agent-r${k}.log`), {
+      startIn(rns(k), (k === 1 ? firstAgentArgv : shoalArgv)(['agent', '-d', join(dir, 'dl'), '--state-dir', join(dir, 'state'), '--listen', `${rip(k)}:0`, '--name', `r${k}`, ...agentStreams]), join(work, `agent-r${k}.log`), {
         SHOAL_HOME: join(dir, 'home'),
       }),
     );

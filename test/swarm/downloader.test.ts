@@ -155,6 +155,45 @@ describe('swarm downloader', () => {
     }
   });
 
+  it('keeps at most maxRequests pieces in flight over many holders, and asks every holder', async () => {
+    const file = await sampleFile(scratch, 96 * 32 * 1024, 32 * 1024);
+    const reg = createPieceRegistry();
+    reg.addFile(file.manifest, file.path);
+    // Requests are counted from the holders' side: started when a holder looks the piece up, ended when served.
+    let live = 0;
+    let peak = 0;
+    const counting = {
+      has: async (s: string, i: number) => {
+        peak = Math.max(peak, ++live);
+        return reg.has(s, i);
+      },
+      open: (s: string) => reg.open(s),
+      bitfield: (s: string) => reg.bitfield!(s), // so has() is asked once per piece request only
+    };
+    const servedBy = new Map<string, number>();
+    const holders = [];
+    for (let k = 0; k < 6; k++) {
+      const id = `h${k}`;
+      const h = await startHolder(scratch, {
+        id, keys, tls, source: counting, options: { uploadBytesPerSecond: 2 * 1024 * 1024 },
+        deps: { onServed: () => {
+          live--;
+          servedBy.set(id, (servedBy.get(id) ?? 0) + 1);
+        } },
+      });
+      holders.push(h.holder);
+    }
+    const partial = await openPartialFile({ manifest: file.manifest, destDir: await scratch.dir(), logger: silentLogger });
+    await downloadFile({
+      manifest: file.manifest, holders, ticket: ticketFor(keys, file.manifest.sha256), partial, streams: 4, maxRequests: 6,
+      logger: silentLogger,
+    });
+    assert.equal(sha(await readFile(await partial.finalize())), file.manifest.sha256);
+    console.log(`# peak ${peak} requests in flight (limit 6); pieces per holder ${[...servedBy.values()].join('/')}`);
+    assert.ok(peak <= 6, `${peak} requests in flight at once, limit 6`);
+    assert.equal(servedBy.size, 6, 'every holder was asked');
+  });
+
   it('fetches nothing again for pieces already verified', async () => {
     const file = await sampleFile(scratch, 8 * 16 * 1024, 16 * 1024);
     const h = await startHolder(scratch, { id: 'seed', keys, tls, file });
