@@ -187,14 +187,16 @@ function cpuTicks(): { busy: number; softirq: number; total: number } {
 
 /** CPU seconds (user + system) used so far by the processes under `roots` (less noisy than wall time on a
  * shared host: what Shoal itself spent). */
-function treeCpuSeconds(roots: ChildProcess[]): { user: number; sys: number } {
+function treeCpuSeconds(roots: ChildProcess[]): { user: number; sys: number; faults: number } {
   let user = 0;
   let sys = 0;
+  let faults = 0;
   for (const r of roots) {
     if (!r.pid) continue;
     for (const pid of tree(r.pid)) {
       try {
         const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        faults += Number(f[7]);
         user += Number(f[11]);
         sys += Number(f[12]);
       } catch {
@@ -202,7 +204,7 @@ function treeCpuSeconds(roots: ChildProcess[]): { user: number; sys: number } {
       }
     }
   }
-  return { user: user / 100, sys: sys / 100 };
+  return { user: user / 100, sys: sys / 100, faults };
 }
 
 /** Cores in use between two cpuTicks() readings (the whole host: every tenant and the kernel's bridging). */
@@ -315,7 +317,8 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
     const seconds = doneAt.size === N ? Math.max(...doneAt.values()) : NaN;
     const cores = coresBetween(c0, cpuTicks());
     const cpu1 = { coord: treeCpuSeconds([coord]), agents: treeCpuSeconds(agents) };
-    const us = (a: { user: number; sys: number }, b: { user: number; sys: number }) => `${(b.user - a.user).toFixed(1)} user + ${(b.sys - a.sys).toFixed(1)} sys`;
+    const us = (a: ReturnType<typeof treeCpuSeconds>, b: ReturnType<typeof treeCpuSeconds>) =>
+      `${(b.user - a.user).toFixed(1)} user + ${(b.sys - a.sys).toFixed(1)} sys (${((b.faults - a.faults) / 1000).toFixed(0)}k page faults)`;
     const cpu = `CPU s: coordinator ${us(cpu0.coord, cpu1.coord)}, agents ${us(cpu0.agents, cpu1.agents)}`;
     const tx1 = await Promise.all([bedS, ...Array.from({ length: N }, (_, i) => rns(i + 1))].map(txBytes));
     const sent = tx1.map((v, i) => v - tx0[i]);
