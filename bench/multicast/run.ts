@@ -10,10 +10,10 @@
  *        [--tools shoal,uftp-enc,http] [--reps 1]
  *     Everything through ../shared/bench/peers.sh in the same run (Shoal through its "cmd" adapter), so every
  *     system is timed the same way: launch of the sender → every receiver holds a hash-checked copy (this
- *     includes process start-up). Shoal's bed sender is bundled to one JavaScript file first (esbuild), so
- *     its launch costs what a running coordinator pays (nothing) plus Node's start, not a TypeScript
- *     compile of every module (0.3-0.4 s); without esbuild it runs through tsx. Prints a table with ratios to
- *     the ideal (size ÷ rate) and to UFTP.
+ *     includes process start-up). Shoal's bed sender and receiver are bundled to one JavaScript file each
+ *     first (esbuild), so a launch costs Node's start, not a TypeScript compile of every module (0.4-0.6 s
+ *     of CPU each), which a running coordinator or agent never pays; without esbuild they run through tsx.
+ *     Prints a table with ratios to the ideal (size ÷ rate) and to UFTP.
  *
  * Prints figures and ratios; never asserts on timings.
  */
@@ -124,7 +124,8 @@ async function peers(): Promise<void> {
   const payload = join(data, 'src', `payload-${sizeMiB}M.bin`);
   const manifest = { name: `payload-${sizeMiB}M.bin`, ...(await hashFile(payload)) };
   const cfgPath = join(data, 'shoal-bench.json');
-  const senderCmd = await bundledSender();
+  const senderCmd = await bundled('bed-sender');
+  const receiverCmd = await bundled('bed-receiver');
   try {
     for (const n of ns) {
       for (const loss of losses) {
@@ -136,11 +137,10 @@ async function peers(): Promise<void> {
               rateBps: rateMbit * 1e6, maxPasses: 10, timeoutMs: 280_000, receiversExit: true,
             };
             await writeFile(cfgPath, JSON.stringify(cfg));
-            const node = `${process.execPath} --import tsx`;
             extraEnv = {
               LABEL: 'shoal',
               PEERS_RECV_READY_S: '3',
-              PEERS_RECV_CMD: `cd ${root} && ${node} bench/multicast/bed-receiver.ts ${cfgPath} "$K" exit`,
+              PEERS_RECV_CMD: `cd ${root} && ${receiverCmd} ${cfgPath} "$K" exit`,
               PEERS_SEND_CMD: `${SEGMENT_AT_SENDER} && cd ${root} && ${senderCmd} ${cfgPath}`,
             };
             await sh('case', 'cmd', String(n), String(loss)).catch((err: unknown) => console.log(`shoal N=${n} loss=${loss}: ${String(err)}`));
@@ -157,18 +157,21 @@ async function peers(): Promise<void> {
   await report(results);
 }
 
-/** The command that runs bench/multicast/bed-sender.ts: bundled by esbuild into build/bench/multicast/ (three
- * levels under the root, where its native modules' relative paths still resolve), else through tsx. */
-async function bundledSender(): Promise<string> {
-  const out = join(root, 'build', 'bench', 'multicast', 'bed-sender.mjs');
+/** The command that runs bench/multicast/<script>.ts (the bed sender or receiver): bundled by esbuild into
+ * build/bench/multicast/ (three levels under the root, where its native modules' relative paths still resolve),
+ * else through tsx. Bundled, a process starts in about 0.1 s of CPU instead of the 0.6 s of a TypeScript
+ * compile of every module, which eight receivers starting at once on two cores would still be paying when the
+ * sender starts (a running agent pays neither). */
+async function bundled(script: 'bed-sender' | 'bed-receiver'): Promise<string> {
+  const out = join(root, 'build', 'bench', 'multicast', `${script}.mjs`);
   try {
     const esbuild = await import('esbuild');
-    await esbuild.build({ entryPoints: [join(root, 'bench/multicast/bed-sender.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: out, packages: 'external', logLevel: 'warning' });
-    console.log(`shoal sender bundled into ${out}`);
+    await esbuild.build({ entryPoints: [join(root, `bench/multicast/${script}.ts`)], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: out, packages: 'external', logLevel: 'warning' });
+    console.log(`shoal ${script} bundled into ${out}`);
     return `${process.execPath} ${out}`;
   } catch (err) {
-    console.log(`could not bundle the shoal sender (${String(err)}); it runs through tsx, start-up included`);
-    return `${process.execPath} --import tsx bench/multicast/bed-sender.ts`;
+    console.log(`could not bundle ${script} (${String(err)}); it runs through tsx, start-up included`);
+    return `${process.execPath} --import tsx bench/multicast/${script}.ts`;
   }
 }
 
