@@ -32,6 +32,16 @@ describe('chunk sealing', () => {
     assert.ok(!s.encryptAt(11, 4, 0, p.subarray(0, 64)).equals(sealed.subarray(0, 64)), 'another epoch gives other bytes');
     assert.throws(() => s.encryptAt(11, 3, -1, p.subarray(0, 4)), (e: unknown) => isShoalError(e, ErrorCode.BAD_REQUEST));
   });
+  it('seals into a caller\'s buffer to the same bytes, and refuses one too short', () => {
+    const s = createChunkSealer(key, tid);
+    const p = randomBytes(5000);
+    const into = Buffer.alloc(8000, 0xaa);
+    const sealed = s.seal(4, 0, p, undefined, into);
+    assert.equal(sealed.buffer, into.buffer);
+    assert.ok(sealed.equals(s.seal(4, 0, p)));
+    assert.ok(into.subarray(p.length + SEAL_TAG_BYTES).every((b) => b === 0xaa), 'nothing written past the sealed bytes');
+    assert.throws(() => s.seal(4, 0, p, undefined, Buffer.alloc(p.length + SEAL_TAG_BYTES - 1)), (e: unknown) => isShoalError(e, ErrorCode.BAD_REQUEST));
+  });
   it('uses a different nonce per chunk and per epoch', () => {
     const s = createChunkSealer(key, tid);
     const p = Buffer.alloc(64);

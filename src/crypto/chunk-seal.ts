@@ -27,9 +27,10 @@ export interface ChunkSealer {
   /**
    * Ciphertext ‖ tag of `plaintext` as chunk `chunk` (length = plaintext + 16 bytes). With `expectTag`, throws
    * HASH_MISMATCH (before returning any bytes) when the new tag differs, i.e. the plaintext changed since it
-   * was first sealed under this nonce.
+   * was first sealed under this nonce. With `into` (at least that long), the result is written at its start
+   * and is a view of it; else it is a new buffer.
    */
-  seal(chunk: number, epoch: number, plaintext: Uint8Array, expectTag?: Uint8Array): Buffer;
+  seal(chunk: number, epoch: number, plaintext: Uint8Array, expectTag?: Uint8Array, into?: Buffer): Buffer;
   /**
    * Ciphertext of `plaintext` found at byte `offset` of chunk `chunk`, without sealing the rest of the chunk:
    * GCM encrypts with AES-CTR whose counter for byte i is block 2 + ⌊i/16⌋ under the chunk's nonce. Used to
@@ -77,11 +78,13 @@ export function createChunkSealer(key: Uint8Array, transferId: Uint8Array): Chun
   };
 
   return {
-    seal(chunk, epoch, plaintext, expectTag) {
+    seal(chunk, epoch, plaintext, expectTag, into) {
       checkIndex(chunk, epoch);
+      const size = plaintext.byteLength + SEAL_TAG_BYTES;
+      if (into && into.length < size) throw new ShoalError(ErrorCode.BAD_REQUEST, `seal output of ${into.length} bytes for ${size}`);
       const c = createCipheriv('aes-256-gcm', k, nonce(chunk, epoch));
       c.setAAD(aad(chunk, epoch, plaintext.byteLength));
-      const out = Buffer.allocUnsafe(plaintext.byteLength + SEAL_TAG_BYTES);
+      const out = into ? into.subarray(0, size) : Buffer.allocUnsafe(size);
       const body = c.update(plaintext);
       body.copy(out, 0);
       let at = body.length;

@@ -184,10 +184,52 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
   const recent = new Map<number, Buffer>();
   const recentMax = Math.max(16, Math.min(Math.floor(128 * 1024 * 1024 / (chunkSize + SEAL_TAG_BYTES)), Math.ceil(2 * ceiling / 8 / chunkSize)));
   const remember = (c: number, sealed: Buffer) => {
+    const before = recent.get(c);
     recent.delete(c);
+    if (before && before !== sealed) reuse(before);
     recent.set(c, sealed);
-    if (recent.size > recentMax) recent.delete(recent.keys().next().value as number);
+    if (recent.size > recentMax) {
+      const oldest = recent.keys().next().value as number;
+      reuse(recent.get(oldest));
+      recent.delete(oldest);
+    }
   };
+
+  /**
+   * Buffers of sealed chunks and of datagrams are reused rather than allocated per chunk: the sender used to
+   * allocate three buffers per chunk (about 770 MiB per 256 MiB sent), and its profile on the bed showed 0.41 s
+   * of garbage collection and 0.28 s of copies into fresh memory in 1.9 s of work. A sealed chunk leaves the
+   * pool while `recent` holds it and comes back when evicted (nothing else keeps it: datagrams are copies); a
+   * datagram buffer comes back once every datagram in it has reached the kernel, which only the batched socket
+   * can tell (SendSocket.sendsAtOnce). Only buffers allocated here (`mine`) go back.
+   */
+  const mine = new WeakSet<ArrayBufferLike>();
+  const sealedPool: Buffer[] = [];
+  const datagramPool: Buffer[] = [];
+  const POOL_MAX = 16;
+  const sealedBytes = Math.min(chunkSize, Math.max(m.size, 1)) + SEAL_TAG_BYTES;
+  const datagramBytes = chunkCount > 0 ? (() => {
+    const { count, size } = layout(0);
+    return count * (DATAGRAM_HEADER_BYTES + size);
+  })() : 0;
+  const fresh = (bytes: number): Buffer => {
+    const b = Buffer.allocUnsafeSlow(bytes);
+    mine.add(b.buffer);
+    return b;
+  };
+  const takeSealed = (): Buffer => sealedPool.pop() ?? fresh(sealedBytes);
+  const takeDatagrams = (bytes: number): Buffer => {
+    const b = datagramPool.pop();
+    if (b && b.length >= bytes) return b;
+    if (b) datagramPool.push(b);
+    return fresh(Math.max(bytes, datagramBytes));
+  };
+  function reuse(b: Uint8Array | undefined): void {
+    if (!b || !mine.has(b.buffer)) return;
+    const whole = Buffer.from(b.buffer, 0, b.buffer.byteLength);
+    const pool = whole.length === sealedBytes ? sealedPool : datagramPool;
+    if (pool.length < POOL_MAX) pool.push(whole);
+  }
 
   /** The send side of the transfer: batched (sendmmsg) where built, else node:dgram. */
   interface SendSocket {
@@ -196,6 +238,9 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     /** Bytes queued in user space, not yet handed to the kernel (always 0 for the batched socket). */
     queuedBytes(): number;
     queuedCount(): number;
+    /** True when send() has handed the bytes to the kernel by the time it returns, so the caller may reuse
+     * them: the batched socket (sendmmsg). node:dgram sends on a later tick, after its address lookup. */
+    sendsAtOnce: boolean;
     close(): Promise<void>;
   }
 
@@ -206,7 +251,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     if (batch) {
       const b = batch.openSender({ group: options.address, port: options.port, iface: options.interface, ttl: options.ttl ?? 1, loopback: options.loopback ?? true, sendBufferBytes: want });
       log.info('sending to multicast group', { group: options.address, port: options.port, interface: options.interface, io: 'batch', sendBufferGranted: b.sendBufferBytes, chunks: chunkCount, size: m.size });
-      return { send: b.send, queuedBytes: () => 0, queuedCount: () => 0, close: async () => b.close() };
+      return { send: b.send, queuedBytes: () => 0, queuedCount: () => 0, sendsAtOnce: true, close: async () => b.close() };
     }
     const s = dgram.createSocket({ type: 'udp4' });
     s.on('error', (err) => log.warn('socket error', { err }));
@@ -234,6 +279,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
       },
       queuedBytes: () => s.getSendQueueSize(),
       queuedCount: () => s.getSendQueueCount(),
+      sendsAtOnce: false,
       close: () => new Promise<void>((resolve) => s.close(() => resolve())),
     };
   }
@@ -385,7 +431,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
 
   function sealChunk(c: number, plain: Buffer): Buffer {
     const known = tagKnown[c] === 1;
-    const sealed = sealer.seal(c, epoch, plain, known ? tags.subarray(c * SEAL_TAG_BYTES, (c + 1) * SEAL_TAG_BYTES) : undefined);
+    const sealed = sealer.seal(c, epoch, plain, known ? tags.subarray(c * SEAL_TAG_BYTES, (c + 1) * SEAL_TAG_BYTES) : undefined, takeSealed());
     if (!known) {
       sealed.copy(tags, c * SEAL_TAG_BYTES, sealed.length - SEAL_TAG_BYTES);
       tagKnown[c] = 1;
@@ -393,12 +439,13 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     return sealed;
   }
 
-  /** Datagrams for the listed fragments of a sealed chunk, in one backing buffer. */
+  /** Datagrams for the listed fragments of a sealed chunk, in one backing buffer (from the pool: hand the list
+   * to `reuse` once sent). */
   function datagrams(c: number, sealed: Buffer, only: Set<number> | undefined): Uint8Array[] {
     const { count, size } = layout(c);
     const slot = DATAGRAM_HEADER_BYTES + size;
     const n = only ? only.size : count;
-    const backing = Buffer.allocUnsafe(slot * n);
+    const backing = takeDatagrams(slot * n);
     const out: Uint8Array[] = [];
     let at = 0;
     for (let f = 0; f < count; f++) {
@@ -412,13 +459,15 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     return out;
   }
 
-  /** `n` new parity fragments of a sealed chunk as datagrams, in one backing buffer. */
+  /** `n` new parity fragments of a sealed chunk as datagrams, in one backing buffer (as datagrams()). */
+  let parityScratch = Buffer.alloc(0);
   function parityDatagrams(c: number, sealed: Buffer, n: number): Uint8Array[] {
     const { count, size } = layout(c);
     const slot = DATAGRAM_HEADER_BYTES + size;
-    const parity = Buffer.allocUnsafe(n * size);
+    if (parityScratch.length < n * size) parityScratch = Buffer.allocUnsafeSlow(n * size);
+    const parity = parityScratch.subarray(0, n * size);
     encodeParity(sealed, count, nextParity[c], n, parity);
-    const backing = Buffer.allocUnsafe(slot * n);
+    const backing = takeDatagrams(slot * n);
     const out: Uint8Array[] = [];
     for (let j = 0; j < n; j++) {
       writeHeader(backing, j * slot, DatagramKind.PARITY, tid, c, epoch, nextParity[c] + j, count, size);
@@ -478,6 +527,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
             const list = p ? parityDatagrams(c, sealed, p) : datagrams(c, sealed, fragments.get(c));
             wire += await pacer.send(list, signal);
             sent += list.length;
+            if (sock.sendsAtOnce) reuse(list[0]);
           };
           // Recently sealed chunks are resent from memory: no read, no encryption.
           const toRead: number[] = [];
