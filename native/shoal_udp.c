@@ -250,6 +250,12 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   int granted = 0;
   socklen_t gl = sizeof granted;
   getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &gl);
+  /* net.core.rmem_max caps SO_RCVBUF; a process with CAP_NET_ADMIN (an agent run as root) may go beyond it,
+   * and a receiver that loses the CPU for a moment at full rate needs it. Linux reports twice the size asked. */
+  if (rcvbuf > 0 && granted < rcvbuf * 2 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) == 0) {
+    gl = sizeof granted;
+    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &gl);
+  }
 
   receiver_t *r = calloc(1, sizeof *r);
   if (!r) { close(fd); return throw_errno(env, "calloc", ENOMEM); }

@@ -8,7 +8,7 @@
  */
 import http from 'node:http';
 import { join } from 'node:path';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createLogger } from '../../src/logger.ts';
 import { openPartialFile } from '../../src/transfer/pieces/partial-file.ts';
 import { createMulticastReceiver } from '../../src/transfer/multicast/receiver.ts';
@@ -24,7 +24,18 @@ const partial = await openPartialFile({ manifest: c.manifest, destDir: dir, logg
 const receiver = createMulticastReceiver({ logger, partial }, {
   address: c.group, port: c.port, interface: ip, key: Buffer.from(c.keyHex, 'hex'), transferId: c.transferId,
   manifest: c.manifest, chunkSize: c.chunkSize, receiverId: `r${k}`,
+  ...(process.env.SHOAL_BED_RCVBUF_MIB ? { recvBufferBytes: Number(process.env.SHOAL_BED_RCVBUF_MIB) * 1024 * 1024 } : {}),
 });
+
+/** The namespace's UDP counters (/proc/net/snmp is per network namespace): datagrams the kernel dropped because
+ * this socket's buffer was full are RcvbufErrors, a loss the bed did not cause. */
+async function udpCounters(): Promise<Record<string, number>> {
+  const lines = (await readFile('/proc/net/snmp', 'utf8')).split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0]?.split(/\s+/).slice(1) ?? [];
+  const values = lines[1]?.split(/\s+/).slice(1).map(Number) ?? [];
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
+}
+const udpAtStart = await udpCounters();
 await receiver.start();
 const t0 = Date.now();
 let finished: Promise<void> | null = null;
@@ -56,7 +67,9 @@ const cpuAtReady = process.cpuUsage();
 finished = receiver.whenComplete().then(async () => {
   const path = await partial.finalize();
   const left = (await readdir(dir)).filter((n) => n.includes('.shoal-'));
-  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, cpu: process.cpuUsage(cpuAtReady), cpuTotal: process.cpuUsage() }));
+  const udp = await udpCounters();
+  const kernelDrops = (udp.RcvbufErrors ?? 0) - (udpAtStart.RcvbufErrors ?? 0);
+  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, kernelDrops, cpu: process.cpuUsage(cpuAtReady), cpuTotal: process.cpuUsage() }));
   if (mode === 'exit') setImmediate(() => void shutdown(0));
 }, () => undefined);
 

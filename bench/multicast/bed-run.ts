@@ -82,6 +82,8 @@ export interface ReceiverOutcome {
   /** User and kernel CPU, µs. */
   cpu?: { user: number; system: number };
   stats?: Record<string, unknown>;
+  /** Datagrams the receiver's kernel dropped for a full socket buffer during the transfer. */
+  kernelDrops?: number;
 }
 
 export interface BedRunResult {
@@ -139,9 +141,9 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
       const t = setTimeout(() => resolveReady(false), 30_000);
       lines(child, (l) => {
         try {
-          const msg = JSON.parse(l) as { ready?: number; done?: number; at?: number; path?: string; partialsLeft?: string[]; cpu?: { user: number; system: number }; stats?: Record<string, unknown> };
+          const msg = JSON.parse(l) as { ready?: number; done?: number; at?: number; path?: string; partialsLeft?: string[]; cpu?: { user: number; system: number }; stats?: Record<string, unknown>; kernelDrops?: number };
           if (msg.ready !== undefined) { clearTimeout(t); resolveReady(true); }
-          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats });
+          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats, kernelDrops: msg.kernelDrops });
         } catch { /* not ours */ }
       });
       child.once('exit', () => { clearTimeout(t); resolveReady(false); });

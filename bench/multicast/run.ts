@@ -87,7 +87,7 @@ async function direct(): Promise<void> {
           out.result ? (out.result.wireBytes / manifest.size).toFixed(3) : '-', (out.senderCpuUs / 1e6).toFixed(2), recvCpu.toFixed(2), ok ? 'yes' : 'NO']);
         if (!ok) console.log(out.stderr.slice(0, 3000));
         const rc = out.receivers.map((r) => r.cpu).filter((c) => c !== undefined);
-        for (const r of out.receivers) if (r.stats) console.log(`N=${n} loss=${loss}% r${r.k}: ${JSON.stringify({ doneAfterSenderMs: (r.at ?? 0) - out.end, rejected: r.stats.rejected, spilled: r.stats.spilled, restored: r.stats.restored, duplicates: r.stats.duplicates, pieceFailures: r.stats.pieceFailures })}`);
+        for (const r of out.receivers) if (r.stats) console.log(`N=${n} loss=${loss}% r${r.k}: ${JSON.stringify({ doneAfterSenderMs: (r.at ?? 0) - out.end, rejected: r.stats.rejected, spilled: r.stats.spilled, restored: r.stats.restored, duplicates: r.stats.duplicates, pieceFailures: r.stats.pieceFailures, kernelDrops: r.kernelDrops, recvBuffer: r.stats.recvBufferBytes })}`);
         if (rc.length) console.log(`N=${n} loss=${loss}%: receiver CPU user ${(rc.reduce((a, c) => a + c.user, 0) / rc.length / 1e6).toFixed(2)} s, sys ${(rc.reduce((a, c) => a + c.system, 0) / rc.length / 1e6).toFixed(2)} s (mean)`);
         if (out.runCpu) console.log(`N=${n} loss=${loss}%: sender run() CPU user ${(out.runCpu.user / 1e6).toFixed(2)} s, sys ${(out.runCpu.system / 1e6).toFixed(2)} s`);
         if (out.result) console.log(`N=${n} loss=${loss}%: passes ${JSON.stringify(out.result.passes.map((p) => ({ pass: p.pass, dg: p.datagrams, ms: p.ms, rate: Math.round(p.rateBps / 1e6), loss: p.loss })))}`);

@@ -107,6 +107,17 @@ describe('multicast over loopback', () => {
     });
   }
 
+  it('gives a batched receiver the 16 MiB socket buffer it asks for, beyond net.core.rmem_max when run as root', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    if (!loadBatchUdp()) return t.skip('build/shoal_udp.node is not built here (npm install builds it; scripts/test.sh requires it)');
+    if (process.getuid?.() !== 0) return t.skip('not root: the kernel caps the buffer at net.core.rmem_max, which is the documented set-up');
+    const src = await randomFile(work.dir, 'rcvbuf.bin', 100_000, MiB);
+    const rx = await makeReceiver('r1', src.manifest, nextGroup(), await freePort(), randomBytes(32), 'tx-rcvbuf');
+    t.after(() => rx.receiver.stop());
+    // Linux reports twice the size it grants; a default rmem_max (208 KiB) would give 416 KiB.
+    assert.equal(rx.receiver.stats.recvBufferBytes, 2 * 16 * MiB);
+  });
+
   it('ends with correct copies when piece copies are evicted and incomplete chunks spill to disk all the time', async (t) => {
     if (skipReason) return t.skip(skipReason);
     // 256 KiB pieces, room for one piece copy and four incomplete chunks: most chunks are written when their
