@@ -9,7 +9,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { silentLogger } from '../../src/logger.ts';
+import { readFile } from 'node:fs/promises';
+import { createLogger, silentLogger } from '../../src/logger.ts';
 import { openPartialFile, type PartialFile } from '../../src/transfer/pieces/partial-file.ts';
 import { createMulticastReceiver, type MulticastReceiver } from '../../src/transfer/multicast/receiver.ts';
 import { createMulticastSender, type MulticastSenderOptions } from '../../src/transfer/multicast/sender.ts';
@@ -116,6 +117,26 @@ describe('multicast over loopback', () => {
     t.after(() => rx.receiver.stop());
     // Linux reports twice the size it grants; a default rmem_max (208 KiB) would give 416 KiB.
     assert.equal(rx.receiver.stats.recvBufferBytes, 2 * 16 * MiB);
+  });
+
+  it('warns, with the sysctl that fixes it, when the kernel grants a smaller receive buffer than asked', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const rmemMax = Number((await readFile('/proc/sys/net/core/rmem_max', 'utf8')).trim());
+    if (rmemMax >= 16 * MiB) return t.skip(`net.core.rmem_max is ${rmemMax} here: the 16 MiB asked for is granted, nothing to warn about`);
+    const src = await randomFile(work.dir, 'rcvbuf-warn.bin', 100_000, MiB);
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', write: (l) => void lines.push(l) });
+    const partial = await openPartialFile({ manifest: src.manifest, destDir: join(work.dir, 'rcvbuf-warn'), logger: silentLogger, durable: false });
+    // node:dgram sets SO_RCVBUF only, which rmem_max caps whoever runs it.
+    const receiver = createMulticastReceiver({ logger, partial }, {
+      address: nextGroup(), port: await freePort(), interface: '127.0.0.1', key: randomBytes(32), transferId: 'tx-rcvbuf-warn', manifest: src.manifest, chunkSize, io: 'dgram',
+    });
+    await receiver.start();
+    t.after(() => receiver.stop());
+    const joined = lines.map((l) => JSON.parse(l) as { level: string; msg: string; hint?: string; recvBufferGranted?: number }).find((l) => l.msg === 'joined multicast group');
+    assert.equal(joined?.level, 'warn');
+    assert.equal(joined?.recvBufferGranted, 2 * rmemMax);
+    assert.match(joined?.hint ?? '', /sysctl -w net\.core\.rmem_max=16777216/);
   });
 
   it('ends with correct copies when piece copies are evicted and incomplete chunks spill to disk all the time', async (t) => {

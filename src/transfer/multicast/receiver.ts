@@ -721,7 +721,10 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       }
       // Linux reports twice the size it grants (the other half is its bookkeeping).
       const level = stats.recvBufferBytes < 2 * want ? 'warn' : 'info';
-      log[level]('joined multicast group', { group: options.address, port: options.port, interface: options.interface, io: batch ? 'batch' : 'dgram', recvBufferAsked: want, recvBufferGranted: stats.recvBufferBytes, chunks: chunkCount, resumedChunks: chunkCount - countMissing() });
+      log[level]('joined multicast group', {
+        group: options.address, port: options.port, interface: options.interface, io: batch ? 'batch' : 'dgram', recvBufferAsked: want, recvBufferGranted: stats.recvBufferBytes, chunks: chunkCount, resumedChunks: chunkCount - countMissing(),
+        ...(level === 'warn' ? { hint: `a small receive buffer loses datagrams when this machine is busy; allow more with: sysctl -w net.core.rmem_max=${want}` } : {}),
+      });
       checkComplete();
     },
     async stop() {
