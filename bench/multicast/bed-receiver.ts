@@ -7,6 +7,7 @@
  * for receivers to exit; the sender then counts a receiver that no longer answers as done).
  */
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { readdir, readFile } from 'node:fs/promises';
 import { createLogger } from '../../src/logger.ts';
@@ -63,19 +64,36 @@ await new Promise<void>((resolve) => server.listen(c.controlPort, ip, resolve));
 console.log(JSON.stringify({ ready: k, recvBufferBytes: receiver.stats.recvBufferBytes }));
 // CPU of the transfer itself: from listening to the verified copy (start-up and module loading excluded).
 const cpuAtReady = process.cpuUsage();
+// When the kernel dropped datagrams (ms since ready, count), and how long the event loop was held up: a
+// receiver that does not read for a third of a second at full rate overflows even a 16 MiB buffer.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+const dropTimeline: Array<[number, number]> = [];
+let dropsSeen = udpAtStart.RcvbufErrors ?? 0;
+const dropSampler = setInterval(() => {
+  void udpCounters().then((u) => {
+    const now = u.RcvbufErrors ?? 0;
+    if (now > dropsSeen && dropTimeline.length < 100) dropTimeline.push([Date.now() - t0, now - dropsSeen]);
+    dropsSeen = now;
+  }, () => undefined);
+}, 100);
 
 finished = receiver.whenComplete().then(async () => {
   const path = await partial.finalize();
   const left = (await readdir(dir)).filter((n) => n.includes('.shoal-'));
   const udp = await udpCounters();
   const kernelDrops = (udp.RcvbufErrors ?? 0) - (udpAtStart.RcvbufErrors ?? 0);
-  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, kernelDrops, cpu: process.cpuUsage(cpuAtReady), cpuTotal: process.cpuUsage() }));
+  clearInterval(dropSampler);
+  loopDelay.disable();
+  const loop = { maxMs: Math.round(loopDelay.max / 1e6), p99Ms: Math.round(loopDelay.percentile(99) / 1e6) };
+  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, kernelDrops, dropTimeline, loop, cpu: process.cpuUsage(cpuAtReady), cpuTotal: process.cpuUsage() }));
   if (mode === 'exit') setImmediate(() => void shutdown(0));
 }, () => undefined);
 
 const timer = setTimeout(() => void shutdown(2), c.timeoutMs);
 async function shutdown(code: number): Promise<void> {
   clearTimeout(timer);
+  clearInterval(dropSampler);
   server.close();
   await receiver.stop();
   await finished;

@@ -84,6 +84,10 @@ export interface ReceiverOutcome {
   stats?: Record<string, unknown>;
   /** Datagrams the receiver's kernel dropped for a full socket buffer during the transfer. */
   kernelDrops?: number;
+  /** [ms since the receiver started, datagrams dropped in the 100 ms before]. */
+  dropTimeline?: Array<[number, number]>;
+  /** Event-loop delay while receiving, ms. */
+  loop?: { maxMs: number; p99Ms: number };
 }
 
 export interface BedRunResult {
@@ -141,9 +145,9 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
       const t = setTimeout(() => resolveReady(false), 30_000);
       lines(child, (l) => {
         try {
-          const msg = JSON.parse(l) as { ready?: number; done?: number; at?: number; path?: string; partialsLeft?: string[]; cpu?: { user: number; system: number }; stats?: Record<string, unknown>; kernelDrops?: number };
+          const msg = JSON.parse(l) as { ready?: number; done?: number; at?: number; path?: string; partialsLeft?: string[]; cpu?: { user: number; system: number }; stats?: Record<string, unknown>; kernelDrops?: number; dropTimeline?: Array<[number, number]>; loop?: { maxMs: number; p99Ms: number } };
           if (msg.ready !== undefined) { clearTimeout(t); resolveReady(true); }
-          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats, kernelDrops: msg.kernelDrops });
+          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats, kernelDrops: msg.kernelDrops, dropTimeline: msg.dropTimeline, loop: msg.loop });
         } catch { /* not ours */ }
       });
       child.once('exit', () => { clearTimeout(t); resolveReady(false); });
