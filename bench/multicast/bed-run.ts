@@ -145,7 +145,7 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
       const t = setTimeout(() => resolveReady(false), 30_000);
       lines(child, (l) => {
         try {
-          const msg = JSON.parse(l) as { ready?: number; done?: number; at?: number; path?: string; partialsLeft?: string[]; cpu?: { user: number; system: number }; stats?: Record<string, unknown>; kernelDrops?: number; dropTimeline?: Array<[number, number]>; loop?: { maxMs: number; p99Ms: number } };
+          const msg = JSON.parse(l) as { ready?: number; done?: number } & Pick<ReceiverOutcome, 'at' | 'path' | 'partialsLeft' | 'cpu' | 'stats' | 'kernelDrops' | 'dropTimeline' | 'loop'>;
           if (msg.ready !== undefined) { clearTimeout(t); resolveReady(true); }
           if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats, kernelDrops: msg.kernelDrops, dropTimeline: msg.dropTimeline, loop: msg.loop });
         } catch { /* not ours */ }

@@ -372,11 +372,12 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       io(VERIFY_CHAIN, 'verify', bytes?.length ?? 0, async () => {
         let ok: boolean;
         try {
-          if (flushing && !(await flushing)) {
+          // A piece has either its copy (written above) or an evicted copy being flushed, never both.
+          if (written) await written;
+          else if (flushing && !(await flushing)) {
             forgetPiece(p); // its evicted copy did not reach the file: the piece is asked for again
             return;
           }
-          if (written) await written;
           // Every chunk of the piece passed AES-GCM under the transfer key: the piece is accepted without its
           // own hash, and the whole-file hash at finalize() decides (checkPieces: hash each piece as well).
           if (options.checkPieces) ok = await partial.verifyPiece(p, bytes);
@@ -385,10 +386,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
           log.warn('piece write failed; asking for it again', { piece: p, err });
           ok = false;
         } finally {
-          if (pb) {
-            await written?.catch(() => undefined); // the buffer goes back to the pool only once written
-            recycle(pb);
-          }
+          if (pb) recycle(pb); // `written` has settled by now
         }
         if (ok) {
           stats.pieces++;
