@@ -617,10 +617,11 @@ async function readSidecar(path: string, m: Manifest, count: number): Promise<Bi
 }
 
 /** Most bytes one write asks for. The page cache sizes the folios a write allocates by the write's length,
- * and on the bed host (a VM that hands free memory back to its host) new 2 MiB folios are slow to fill: 256 MiB
- * into a new file took 0.72 s of kernel time in 4 MiB or 2 MiB writes and 0.06 s in 1 MiB ones. Elsewhere
- * the difference is a few syscalls per piece. */
-const writeSliceBytes = 1024 * 1024;
+ * and on the bed host (a VM that hands free memory back to its host) large new folios are slow to fill. On
+ * kernel 6.18 there, 256 MiB into a new file in 4 writes of 1 MiB at a time took 0.51–0.54 s of kernel time,
+ * and 0.10–0.11 s in 512 KiB or 256 KiB ones (0.13–0.14 s in 128 KiB ones); an earlier kernel there had its
+ * threshold at 2 MiB. Elsewhere the difference is a few syscalls per piece. */
+const writeSliceBytes = 256 * 1024;
 
 async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let done = 0;
