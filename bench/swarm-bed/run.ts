@@ -179,6 +179,13 @@ async function txBytes(ns: string): Promise<number> {
 }
 
 /** Host CPU counters (/proc/stat first line): busy and softirq ticks, and the total. */
+/** "swarm 8, none 1": how many pending entries each transport delivered (none: not delivered, or the sharer's own). */
+function transports(rows: Array<{ transport: string | null }>): string {
+  const n = new Map<string, number>();
+  for (const r of rows) n.set(r.transport ?? 'none', (n.get(r.transport ?? 'none') ?? 0) + 1);
+  return [...n].map(([t, k]) => `${t} ${k}`).join(', ');
+}
+
 function cpuTicks(): { busy: number; softirq: number; total: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
@@ -333,7 +340,7 @@ async function shoalRun(top: string, payload: string, expectedSha: string, mode:
       const f = join(work, `r${k}`, 'dl', group, 'payload.bin');
       if (existsSync(f) && (await sha256File(f)) === expectedSha) ok++;
     }
-    return { seconds, ok, note: `coordinator says ${delivered}/${N} delivered (${[...new Set(rows.map((r) => r.transport))].join(',')}); coordinator sent ${(sent[0] / MiB).toFixed(0)} MiB, receivers ${(sent.slice(1).reduce((a, b) => a + b, 0) / MiB).toFixed(0)} MiB; ${cpu}; ${cores}` };
+    return { seconds, ok, note: `coordinator says ${delivered}/${N} delivered (${transports(rows)}); coordinator sent ${(sent[0] / MiB).toFixed(0)} MiB, receivers ${(sent.slice(1).reduce((a, b) => a + b, 0) / MiB).toFixed(0)} MiB; ${cpu}; ${cores}` };
   } finally {
     for (const a of agents) await stop(a);
     await stop(coord);
