@@ -479,6 +479,7 @@ export function createAgent(deps: { logger: Logger }, options: AgentOptions): Ag
       partial: st.partial,
       received: st.received,
       lossRate: Math.min(1, Math.max(0, st.lossRate)),
+      overloadRate: Math.min(1, Math.max(0, st.overloadRate ?? 0)),
     });
   }
 

@@ -92,6 +92,8 @@ export const MulticastStatusMsg = z.object({
   received: z.number().int().nonnegative(),
   /** Loss rate over the last pass, 0..1. */
   lossRate: z.number().min(0).max(1),
+  /** Of the same datagrams, the fraction dropped because the receiver could not keep up, 0..1. */
+  overloadRate: z.number().min(0).max(1).optional(),
 });
 
 /** Every message an agent (or a watcher) may send. */

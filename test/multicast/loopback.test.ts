@@ -295,6 +295,32 @@ describe('multicast over loopback', () => {
     assert.ok(createChunkSealer(key, wireTransferId('tx-secret')).open(0, 0, sealed).equals(src.bytes.subarray(0, chunkSize)));
   });
 
+  it('slows down for a receiver that says it drops datagrams because it cannot keep up, and not otherwise', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    // 12 MiB at 100 Mbit/s is three segments of pass 1, so receivers are asked during the pass. Loopback loses
+    // nothing here; one run's receiver also reports that it dropped 5 % of the datagrams for a full disk queue.
+    const src = await randomFile(work.dir, 'overload.bin', 12 * MiB, MiB);
+    const ceiling = 100e6;
+    const finals: number[] = [];
+    for (const overloadRate of [0, 0.05]) {
+      const group = nextGroup();
+      const port = await freePort();
+      const key = randomBytes(32);
+      const id = `tx-overload-${overloadRate}`;
+      const rx = await makeReceiver('r1', src.manifest, group, port, key, id);
+      t.after(() => rx.receiver.stop());
+      const ask = collector(() => [rx]);
+      const collectStatus = async (pass: number, signal: AbortSignal) => (await ask(pass, signal)).map((s) => ({ ...s, overloadRate }));
+      const result = await createMulticastSender({ logger: silentLogger, collectStatus }, senderOptions(src.path, src.manifest, group, port, key, id, ceiling)).run(AbortSignal.timeout(60_000));
+      assert.equal(result.complete, true);
+      await rx.receiver.whenComplete(AbortSignal.timeout(10_000));
+      assert.equal(await sha256File(await rx.partial.finalize()), src.manifest.sha256);
+      finals.push(result.finalRateBps);
+    }
+    assert.equal(finals[0], ceiling, 'no overload, no loss: the rate stays at the ceiling');
+    assert.ok(finals[1] < ceiling * 0.95, `an overloaded receiver lowers the rate: ended at ${finals[1]} of ${ceiling} bit/s`);
+  });
+
   it('leaves a receiver that multicast does not reach to the swarm instead of resending everything for it', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const src = await randomFile(work.dir, 'deaf.bin', 2 * MiB, MiB);

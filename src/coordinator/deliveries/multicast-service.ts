@@ -339,6 +339,7 @@ export function createMulticastService(
         partial: msg.partial,
         received: msg.received,
         lossRate: msg.lossRate,
+        overloadRate: msg.overloadRate,
       });
       const v = r.view.receivers.find((x) => x.agentId === agent.agentId);
       if (v) {

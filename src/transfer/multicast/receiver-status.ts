@@ -23,6 +23,12 @@ export interface ReceiverStatus {
   received: number;
   /** Fraction of the last pass's datagrams that did not arrive, 0..1 (1 until an end-of-pass marker arrived). */
   lossRate: number;
+  /**
+   * Fraction of the same datagrams that arrived but were dropped because this receiver could not keep up
+   * (its disk queue or memory budget was full), 0..1. Link loss says little about the receiver; this says the
+   * sender is too fast for it. Optional for senders of older receivers (read as 0).
+   */
+  overloadRate?: number;
 }
 
 /** The union of what several receivers miss: whole chunks and single fragments. */

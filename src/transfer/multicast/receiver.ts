@@ -289,8 +289,13 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   let stopped = false;
   let lastPassEnd = 0;
   let passDatagrams = 0;
+  /** Datagrams of this batch that arrived but were dropped because the receiver could not keep up. */
+  let passOverload = 0;
   let windowSent = 0;
   let windowGot = 0;
+  /** Datagrams of the window dropped for overload (counted in windowGot too: they arrived). */
+  let windowOverload = 0;
+  let overloadRate = 0;
   // Until an end-of-pass marker arrives this receiver has heard nothing it can measure: report total loss,
   // which is how the sender tells a receiver multicast does not reach (a poisoned or slow receiver that did
   // hear the marker reports its real loss instead).
@@ -507,6 +512,12 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     if (off + bytes.length > len) e.tag!.set(bytes.subarray(tagFrom - off), tagFrom - len);
   }
 
+  /** An arriving datagram dropped because the disk or the memory budget is full. */
+  function droppedForOverload(): void {
+    stats.rejected.overload++;
+    passOverload++;
+  }
+
   function spillOldest(): void {
     const first = mem.entries().next();
     if (first.done) return;
@@ -514,6 +525,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     mem.delete(c);
     if (spilled.size >= MAX_SPILLED) {
       stats.rejected.overload++;
+      passOverload += e.gotCount; // datagrams that arrived and are thrown away: the sender is too fast for us
       forgetLate(e);
       releaseBuffer(e);
       return;
@@ -559,7 +571,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     // The disk fell behind: drop what would add disk work (a new chunk that may need a spill, a fragment of a
     // spilled chunk); the next pass repairs it. Fragments of chunks held in memory cost no disk work.
     if (ioFull() && (!e || !e.buf)) {
-      stats.rejected.overload++;
+      droppedForOverload();
       return;
     }
     if (e && (e.epoch !== f.epoch || e.count !== f.fragments)) {
@@ -598,9 +610,9 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
     if (e && (e.epoch !== f.epoch || e.count !== f.fragments)) { stats.rejected.malformed++; return; }
     if (e?.parity?.some((q) => q.index === f.fragment)) { stats.duplicates++; return; }
     // Kept in memory whatever happens to the chunk's data fragments, within the late-fragment budget.
-    if (lateTotal + f.payloadLength > MAX_LATE_TOTAL) { stats.rejected.overload++; return; }
+    if (lateTotal + f.payloadLength > MAX_LATE_TOTAL) { droppedForOverload(); return; }
     if (!e) {
-      if (ioFull()) { stats.rejected.overload++; return; }
+      if (ioFull()) { droppedForOverload(); return; }
       if (mem.size >= maxMem) spillOldest();
       const backing = takeBuffer();
       e = { epoch: f.epoch, count: f.fragments, got: new Uint8Array(f.fragments), gotCount: 0, buf: backing.subarray(0, sealedLen), backing, tag: null, late: null, lateBytes: 0, parity: null };
@@ -648,9 +660,12 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       windowSent += fields.sent;
       windowGot += passDatagrams;
       passDatagrams = 0;
+      windowOverload += passOverload;
+      passOverload = 0;
       if (windowSent >= LOSS_WINDOW || lossRate === 1) {
         lossRate = windowSent > 0 ? Math.min(1, Math.max(0, 1 - windowGot / windowSent)) : 0;
-        if (windowSent >= LOSS_WINDOW) windowSent = windowGot = 0;
+        overloadRate = windowSent > 0 ? Math.min(1, windowOverload / windowSent) : 0;
+        if (windowSent >= LOSS_WINDOW) windowSent = windowGot = windowOverload = 0;
       }
       for (const w of passWaiters) w();
     }
@@ -788,7 +803,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
         if (runStart < 0) runStart = c;
       }
       flush(chunkCount);
-      return { receiverId, missing, partial: partialList, received: chunkCount - countMissing(), lossRate };
+      return { receiverId, missing, partial: partialList, received: chunkCount - countMissing(), lossRate, overloadRate };
     },
     async waitPassEnd(pass, timeoutMs, signal) {
       const seen = lastPassEnd >= pass || (await new Promise<boolean>((resolve) => {

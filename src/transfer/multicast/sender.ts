@@ -80,6 +80,9 @@ export interface MulticastSenderOptions {
   passGraceMs?: number;
   /** Loss rate above which the rate backs off (default 0.1). */
   backoffLoss?: number;
+  /** Overload rate (datagrams a receiver dropped because it could not keep up) above which the rate backs
+   * off (default 0.01). Once it has, the rate climbs back slowly. */
+  backoffOverload?: number;
   /** Socket I/O: 'batch' (sendmmsg through build/shoal_udp.node), 'dgram' (node:dgram) or 'auto' (default:
    * batch where it is built). */
   io?: 'auto' | 'batch' | 'dgram';
@@ -171,6 +174,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
   const readAheadBytes = options.readAheadBytes ?? 8 * 1024 * 1024;
   const runBytes = Math.max(READ_RUN_BYTES, chunkSize);
   const backoffLoss = options.backoffLoss ?? 0.1;
+  const backoffOverload = options.backoffOverload ?? 0.01;
   const unreachedLoss = options.unreachedLoss ?? 0.5;
   /** Tag of each chunk's first seal: a reseal must reproduce it (same nonce must mean same plaintext). */
   const tags = Buffer.alloc(chunkCount * SEAL_TAG_BYTES);
@@ -498,6 +502,8 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
         socket = await openSocket();
         const sock = socket;
         let rate = ceiling;
+        /** A receiver has said it could not keep up: climb back slowly from then on. */
+        let overloaded = false;
         const pacer = createPacer(sock, rate);
         const passes: PassReport[] = [];
         let total = { datagrams: 0, wireBytes: 0 };
@@ -569,10 +575,19 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
         /** Changes the rate on what receivers multicast reaches say (a receiver that lost most of a batch says
          * nothing about congestion). */
         function adapt(statuses: ReceiverStatus[]): void {
-          const losses = statuses.filter((s) => !unreached.has(s.receiverId)).map((s) => s.lossRate).filter((l) => l < unreachedLoss);
-          const worst = losses.length ? Math.max(...losses) : 0;
-          if (worst > backoffLoss) rate = Math.max(floor, rate * Math.max(0.5, 1 - 2 * worst));
-          else if (worst < backoffLoss / 2) rate = Math.min(ceiling, rate * 1.25);
+          const reached = statuses.filter((s) => !unreached.has(s.receiverId) && s.lossRate < unreachedLoss);
+          const worst = Math.max(0, ...reached.map((s) => s.lossRate));
+          // A receiver that drops what arrives because its disk or memory is full needs a slower sender
+          // whatever the link loses: every such datagram is sent again, to everyone.
+          const overload = Math.max(0, ...reached.map((s) => s.overloadRate ?? 0));
+          if (overload > backoffOverload) {
+            rate = Math.max(floor, rate * Math.max(0.5, Math.min(0.9, 1 - 2 * overload)));
+            overloaded = true;
+          } else if (worst > backoffLoss) {
+            rate = Math.max(floor, rate * Math.max(0.5, 1 - 2 * worst));
+          } else if (worst < backoffLoss / 2 && overload <= backoffOverload / 2) {
+            rate = Math.min(ceiling, rate * (overloaded ? 1.05 : 1.25));
+          }
           pacer.setRate(rate);
         }
 
