@@ -7,8 +7,9 @@
  * chunks a receiver holds in part. Where several receivers lack different fragments of a chunk, parity
  * fragments (erasure.ts) repair them all at once: as many as the neediest receiver lacks, not the union. It
  * stops when nobody misses anything or after `maxPasses`; receivers that still lack something finish through
- * the swarm. The rate backs off when receivers report heavy loss and climbs back towards the ceiling when they
- * do not, never below `minRateBps`.
+ * the swarm. The rate backs off when receivers report heavy loss, or any real share of datagrams they had to
+ * drop because they could not keep up (overload), and climbs back towards the ceiling when they do not (slowly
+ * once a receiver was overloaded), never below `minRateBps`.
  */
 import dgram from 'node:dgram';
 import type { BigIntStats } from 'node:fs';
