@@ -97,6 +97,25 @@ class SqliteStoreDialect extends SqliteDialect {
   }
 }
 
+/**
+ * Puts the database in WAL mode (which persists in the file). SQLite answers SQLITE_BUSY at once, without
+ * its busy handler, when another process is switching the same new file at that moment: several agents or
+ * servers started together on one database. So the mode is only set where it is not WAL yet, and a busy
+ * answer is retried until `timeoutMs`.
+ */
+function useWal(db: SqliteDatabase.Database, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  for (let tries = 1; ; tries++) {
+    try {
+      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(50, 5 * tries));
+    }
+  }
+}
+
 function openSqlite(file: string, busyTimeoutMs: number): SqliteDatabase.Database {
   let db: SqliteDatabase.Database;
   try {
@@ -108,11 +127,11 @@ function openSqlite(file: string, busyTimeoutMs: number): SqliteDatabase.Databas
     });
   }
   try {
-    db.pragma('journal_mode = WAL');
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    useWal(db, busyTimeoutMs);
     // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
-    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
     // SQLite's own lower() folds ASCII only; this one folds like PostgreSQL's under a UTF-8 locale, so
     // case-insensitive search behaves the same on both databases.
     db.function('lower', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v));
