@@ -178,14 +178,17 @@ async function txBytes(ns: string): Promise<number> {
   return Number(r.out.trim()) || 0;
 }
 
-/** Host CPU counters (/proc/stat first line): busy and softirq ticks, and the total. */
 /** "swarm 8, none 1": how many pending entries each transport delivered (none: not delivered, or the sharer's own). */
 function transports(rows: Array<{ transport: string | null }>): string {
   const n = new Map<string, number>();
-  for (const r of rows) n.set(r.transport ?? 'none', (n.get(r.transport ?? 'none') ?? 0) + 1);
+  for (const r of rows) {
+    const t = r.transport ?? 'none';
+    n.set(t, (n.get(t) ?? 0) + 1);
+  }
   return [...n].map(([t, k]) => `${t} ${k}`).join(', ');
 }
 
+/** Host CPU counters (/proc/stat first line): busy and softirq ticks, and the total. */
 function cpuTicks(): { busy: number; softirq: number; total: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
