@@ -4,11 +4,15 @@
  * datagram. Sockets are created and owned here; src/transfer/multicast/batch-udp.ts wraps this module and
  * falls back to node:dgram where it is not built.
  *
- * Receiver: open_receiver(group, port, iface, rcvbuf, data, lens, on_batch, tick_ms) joins `group` on `iface`
- * and watches the socket with the Node event loop (uv_poll, then a uv_timer while datagrams flow: see
- * on_tick). When it is readable, datagrams are read into `data`
- * (slot i at i * slot bytes, slot = data.length / lens.length) and their lengths into `lens` (-1: longer than
- * a slot, truncated), then on_batch(count) is called; the buffers are reused for the next batch.
+ * Receiver: open_receiver(group, port, iface, rcvbuf, data, starts, lens, slot, on_batch, tick_ms) joins
+ * `group` on `iface` and watches the socket with the Node event loop (uv_poll, then a uv_timer while datagrams
+ * flow: see on_tick). When it is readable, datagrams are read into `data`, where datagram i starts at
+ * starts[i] and is lens[i] bytes long (-1: longer than a slot, truncated), then on_batch(count) is called; the
+ * buffers are reused for the next batch. Where the kernel allows it the socket asks for receive offload
+ * (UDP_GRO): a network card or veth that coalesces a flow's datagrams then hands over up to 64 of them as one
+ * message, read into a 64 KiB slot and split here at the segment size the kernel reports, so a burst costs
+ * one trip through the IP and UDP layers and one copy instead of one per datagram. Otherwise each message is
+ * one datagram in a `slot`-byte slot.
  * Sender: open_sender(iface, ttl, loop, sndbuf) and send_batch(sender, list, from, to, group, port) → how many
  * of list[from..to) the kernel took (fewer when the send buffer is full; never blocks).
  */
@@ -26,6 +30,12 @@
 #include <uv.h>
 
 #define MAX_BATCH 256
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+/* A coalesced message is at most one IP packet (64 KiB) of at most UDP_GRO_CNT_MAX (64) datagrams. */
+#define GRO_SLOT 65536
+#define GRO_SEGS 64
 #define MAX_READS_PER_WAKE 16
 
 #define CHECK(call)                                                  \
@@ -47,15 +57,18 @@ typedef struct {
   uint64_t direct_until; /* loop time (ms) until which reads stay on wake-ups */
   uint64_t last_tick;    /* loop time (ms) of the last timer read */
   napi_env env;
-  napi_ref data_ref, lens_ref, cb_ref;
+  napi_ref data_ref, starts_ref, lens_ref, cb_ref;
   napi_async_context async;
   uint8_t *data;
   size_t data_len;
-  int32_t *lens;
-  size_t slots;
+  int32_t *lens, *starts;
+  size_t nlens;
   size_t slot;
+  size_t msgs_per_read; /* messages asked for per recvmmsg: as many slots as `data` and `lens` hold */
+  int gro;              /* UDP_GRO accepted: slots of GRO_SLOT bytes, split at the segment size */
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
+  char ctrl[MAX_BATCH][CMSG_SPACE(sizeof(int))];
 } receiver_t;
 
 typedef struct {
@@ -95,14 +108,22 @@ static int get_ipv4(napi_env env, napi_value v, struct in_addr *out, int allow_n
   return inet_pton(AF_INET, buf, out) == 1 ? 0 : -1;
 }
 
-/* [handle, granted buffer size]: what open_receiver and open_sender return. */
-static napi_value handle_and_size(napi_env env, napi_value handle, int granted) {
-  napi_value out, g;
-  CHECK(napi_create_array_with_length(env, 2, &out));
+/* [handle, granted buffer size, flag]: what open_receiver (flag: receive offload on) and open_sender return. */
+static napi_value handle_and_size(napi_env env, napi_value handle, int granted, int flag) {
+  napi_value out, g, f;
+  CHECK(napi_create_array_with_length(env, 3, &out));
   CHECK(napi_create_int32(env, granted, &g));
+  CHECK(napi_create_int32(env, flag, &f));
   CHECK(napi_set_element(env, out, 0, handle));
   CHECK(napi_set_element(env, out, 1, g));
+  CHECK(napi_set_element(env, out, 2, f));
   return out;
+}
+
+/* An environment switch set to "off" or "0" (for measuring with and without a kernel feature). */
+static int off_by_env(const char *name) {
+  const char *v = getenv(name);
+  return v != NULL && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0);
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -110,6 +131,7 @@ static void on_closed(uv_handle_t *h) {
   if (--r->open_handles > 0) return;
   close(r->fd);
   napi_delete_reference(r->env, r->data_ref);
+  napi_delete_reference(r->env, r->starts_ref);
   napi_delete_reference(r->env, r->lens_ref);
   napi_delete_reference(r->env, r->cb_ref);
   napi_async_destroy(r->env, r->async);
@@ -123,22 +145,44 @@ static int drain(receiver_t *r, int status, size_t *bytes) {
   int total = 0;
   *bytes = 0;
   for (int round = 0; round < MAX_READS_PER_WAKE && !r->closing; round++) {
-    int n = 0;
+    int n = 0;   /* datagrams handed over (or a negative error) */
+    int got = 0; /* messages read */
     if (status == 0) {
-      size_t want = r->slots < MAX_BATCH ? r->slots : MAX_BATCH;
+      size_t want = r->msgs_per_read;
       for (size_t i = 0; i < want; i++) {
         r->iov[i].iov_base = r->data + i * r->slot;
         r->iov[i].iov_len = r->slot;
         memset(&r->msgs[i].msg_hdr, 0, sizeof r->msgs[i].msg_hdr);
         r->msgs[i].msg_hdr.msg_iov = &r->iov[i];
         r->msgs[i].msg_hdr.msg_iovlen = 1;
+        if (r->gro) {
+          r->msgs[i].msg_hdr.msg_control = r->ctrl[i];
+          r->msgs[i].msg_hdr.msg_controllen = sizeof r->ctrl[i];
+        }
       }
-      n = recvmmsg(r->fd, r->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return total;
-      if (n < 0) n = -errno;
-      for (int i = 0; i < n; i++) {
-        r->lens[i] = (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)r->msgs[i].msg_len;
-        *bytes += r->msgs[i].msg_len;
+      got = recvmmsg(r->fd, r->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return total;
+      if (got < 0) n = -errno;
+      for (int i = 0; i < got; i++) {
+        struct msghdr *h = &r->msgs[i].msg_hdr;
+        int32_t len = (int32_t)r->msgs[i].msg_len;
+        int32_t at = (int32_t)(i * r->slot);
+        *bytes += (size_t)len;
+        if (h->msg_flags & MSG_TRUNC) {
+          r->starts[n] = at;
+          r->lens[n++] = -1;
+          continue;
+        }
+        int seg = 0;
+        for (struct cmsghdr *c = r->gro ? CMSG_FIRSTHDR(h) : NULL; c; c = CMSG_NXTHDR(h, c))
+          if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) memcpy(&seg, CMSG_DATA(c), sizeof seg);
+        if (seg <= 0 || seg >= len) seg = len > 0 ? len : 1;
+        /* The kernel coalesces at most GRO_SEGS datagrams, and lens holds GRO_SEGS per slot; the bound only
+         * guards against a kernel that would coalesce more. */
+        for (int32_t off = 0; (off < len || off == 0) && (size_t)n < r->nlens; off += seg) {
+          r->starts[n] = at + off;
+          r->lens[n++] = len - off < seg ? len - off : seg;
+        }
       }
     } else {
       n = status; /* a libuv error code (negative) */
@@ -158,7 +202,7 @@ static int drain(receiver_t *r, int status, size_t *bytes) {
     napi_close_handle_scope(env, scope);
     if (n < 0) return -1;
     total += n;
-    if ((size_t)n < (r->slots < MAX_BATCH ? r->slots : MAX_BATCH)) return total;
+    if ((size_t)got < r->msgs_per_read) return total;
   }
   return total;
 }
@@ -200,36 +244,40 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   uv_timer_start(&r->timer, on_tick, (uint64_t)r->tick_ms, 0);
 }
 
-/* open_receiver(group, port, iface|null, rcvbuf, data: Buffer, lens: Int32Array, on_batch, tick_ms) → [handle, rcvbuf granted] */
+/* open_receiver(group, port, iface|null, rcvbuf, data: Buffer, starts: Int32Array, lens: Int32Array, slot,
+ * on_batch, tick_ms) → [handle, rcvbuf granted, receive offload on (1) or not (0)] */
 static napi_value open_receiver(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 10;
+  napi_value argv[10];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 8) { napi_throw_type_error(env, NULL, "open_receiver needs 8 arguments"); return NULL; }
+  if (argc < 10) { napi_throw_type_error(env, NULL, "open_receiver needs 10 arguments"); return NULL; }
   struct in_addr group, iface;
   if (get_ipv4(env, argv[0], &group, 0) != 0 || get_ipv4(env, argv[2], &iface, 1) != 0) {
     napi_throw_type_error(env, NULL, "group and interface must be IPv4 addresses");
     return NULL;
   }
-  int32_t port, rcvbuf, tick_ms;
+  int32_t port, rcvbuf, slot, tick_ms;
   CHECK(napi_get_value_int32(env, argv[1], &port));
   CHECK(napi_get_value_int32(env, argv[3], &rcvbuf));
-  CHECK(napi_get_value_int32(env, argv[7], &tick_ms));
+  CHECK(napi_get_value_int32(env, argv[7], &slot));
+  CHECK(napi_get_value_int32(env, argv[9], &tick_ms));
   void *data;
   size_t data_len;
   CHECK(napi_get_buffer_info(env, argv[4], &data, &data_len));
-  napi_typedarray_type tt;
-  size_t nlens;
-  void *lens;
+  napi_typedarray_type st, lt;
+  size_t nstarts, nlens;
+  void *starts, *lens;
   napi_value ab;
   size_t off;
-  CHECK(napi_get_typedarray_info(env, argv[5], &tt, &nlens, &lens, &ab, &off));
-  if (tt != napi_int32_array || nlens == 0 || data_len / nlens < 64) {
-    napi_throw_type_error(env, NULL, "lens must be an Int32Array with at least 64 data bytes per slot");
+  CHECK(napi_get_typedarray_info(env, argv[5], &st, &nstarts, &starts, &ab, &off));
+  CHECK(napi_get_typedarray_info(env, argv[6], &lt, &nlens, &lens, &ab, &off));
+  if (st != napi_int32_array || lt != napi_int32_array || nstarts != nlens || slot < 64 || data_len / (size_t)slot == 0 ||
+      nlens < data_len / (size_t)slot || data_len / GRO_SLOT > 0x7fff) {
+    napi_throw_type_error(env, NULL, "starts and lens must be Int32Arrays of one length, at least a slot of at least 64 bytes per entry");
     return NULL;
   }
   napi_valuetype ct;
-  CHECK(napi_typeof(env, argv[6], &ct));
+  CHECK(napi_typeof(env, argv[8], &ct));
   if (ct != napi_function) { napi_throw_type_error(env, NULL, "on_batch must be a function"); return NULL; }
 
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -264,15 +312,22 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   r->data = data;
   r->data_len = data_len;
   r->lens = lens;
-  r->slots = nlens;
-  r->slot = data_len / nlens;
+  r->starts = starts;
+  r->nlens = nlens;
+  /* Receive offload where the kernel has it (Linux 5.0) and the buffers hold 64 KiB slots. */
+  size_t gro_msgs = data_len / GRO_SLOT < nlens / GRO_SEGS ? data_len / GRO_SLOT : nlens / GRO_SEGS;
+  r->gro = gro_msgs > 0 && !off_by_env("SHOAL_MULTICAST_GRO") && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  r->slot = r->gro ? GRO_SLOT : (size_t)slot;
+  r->msgs_per_read = r->gro ? gro_msgs : data_len / (size_t)slot;
+  if (r->msgs_per_read > MAX_BATCH) r->msgs_per_read = MAX_BATCH;
   r->tick_ms = tick_ms > 0 ? tick_ms : 0;
   /* A tick on time may take a quarter of the buffer (the kernel charges about twice a datagram's bytes). */
   r->tick_limit = (size_t)(granted > 0 ? granted : 212992) / 8;
   uv_loop_t *loop;
   napi_value name;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_reference(env, argv[4], 1, &r->data_ref) != napi_ok ||
-      napi_create_reference(env, argv[5], 1, &r->lens_ref) != napi_ok || napi_create_reference(env, argv[6], 1, &r->cb_ref) != napi_ok ||
+      napi_create_reference(env, argv[5], 1, &r->starts_ref) != napi_ok || napi_create_reference(env, argv[6], 1, &r->lens_ref) != napi_ok ||
+      napi_create_reference(env, argv[8], 1, &r->cb_ref) != napi_ok ||
       napi_create_string_utf8(env, "shoal:udp-batch", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_async_init(env, NULL, name, &r->async) != napi_ok) {
     close(fd);
@@ -284,6 +339,7 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   if (rc != 0) {
     close(fd);
     napi_delete_reference(env, r->data_ref);
+    napi_delete_reference(env, r->starts_ref);
     napi_delete_reference(env, r->lens_ref);
     napi_delete_reference(env, r->cb_ref);
     napi_async_destroy(env, r->async);
@@ -305,7 +361,7 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   }
   napi_value handle;
   CHECK(napi_create_external(env, r, NULL, NULL, &handle));
-  return handle_and_size(env, handle, granted);
+  return handle_and_size(env, handle, granted, r->gro);
 }
 
 static napi_value close_receiver(napi_env env, napi_callback_info info) {
@@ -375,7 +431,7 @@ static napi_value open_sender(napi_env env, napi_callback_info info) {
   memset(&s->peer, 0, sizeof s->peer);
   napi_value handle;
   if (napi_create_external(env, s, free_sender, NULL, &handle) != napi_ok) { free_sender(env, s, NULL); napi_throw_error(env, "ERR_SHOAL_UDP", "external"); return NULL; }
-  return handle_and_size(env, handle, granted);
+  return handle_and_size(env, handle, granted, !s->no_gso);
 }
 
 /* send_batch(sender, list: Uint8Array[], from, to, group, port) → datagrams the kernel accepted */

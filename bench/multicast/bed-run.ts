@@ -55,6 +55,17 @@ export async function segmentAtSender(env: NodeJS.ProcessEnv): Promise<void> {
   await run('bash', [testbedScript, 'exec', env.TB_S_NS ?? 's', 'bash', '-c', SEGMENT_AT_SENDER], { env, timeout: 10_000 });
 }
 
+/**
+ * GRO on the receivers' links (`SHOAL_BED_RX_GRO=on`): a real NIC coalesces received datagrams by default, the
+ * bed switches it off on every veth so that tbf and the loss rule see single packets. Switched on inside the
+ * receivers' namespaces only, it acts after the link's rate limit and loss, where a NIC's would.
+ */
+export const RX_GRO = 'ethtool -K tb0 gro on';
+
+export async function receiveOffloadAtReceivers(env: NodeJS.ProcessEnv, n: number): Promise<void> {
+  for (let k = 1; k <= n; k++) await run('bash', [testbedScript, 'exec', `${env.TB_R_PREFIX ?? 'r'}${k}`, 'bash', '-c', RX_GRO], { env, timeout: 10_000 });
+}
+
 export interface BedRunOptions {
   env: NodeJS.ProcessEnv;
   n: number;

@@ -24,7 +24,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { hashFile } from '../../src/transfer/pieces/hash-file.ts';
-import { bed, bedEnv, bedProblem, runOnBed, SEGMENT_AT_SENDER, segmentAtSender, testbedScript } from './bed-run.ts';
+import { bed, bedEnv, bedProblem, receiveOffloadAtReceivers, runOnBed, SEGMENT_AT_SENDER, segmentAtSender, testbedScript } from './bed-run.ts';
 import type { BedConfig } from './bed-config.ts';
 
 const run = promisify(execFile);
@@ -79,6 +79,7 @@ async function direct(): Promise<void> {
       for (const loss of losses) {
         await bed(env, 'up', String(n), String(rateMbit), String(loss));
         await segmentAtSender(env);
+        if (process.env.SHOAL_BED_RX_GRO === 'on') await receiveOffloadAtReceivers(env, n);
         const out = await runOnBed({ env, n, path, manifest, destRoot: join(work, `rx-${n}-${loss}`), rateBps: paceMbit * 1e6, chunkSize, parity, workDir: work, timeoutMs: 300_000 });
         const ok = out.receivers.every((r) => r.done) && out.result?.complete === true;
         const t = out.totalMs / 1000;
@@ -87,7 +88,7 @@ async function direct(): Promise<void> {
           out.result ? (out.result.wireBytes / manifest.size).toFixed(3) : '-', (out.senderCpuUs / 1e6).toFixed(2), recvCpu.toFixed(2), ok ? 'yes' : 'NO']);
         if (!ok) console.log(out.stderr.slice(0, 3000));
         const rc = out.receivers.map((r) => r.cpu).filter((c) => c !== undefined);
-        for (const r of out.receivers) if (r.stats) console.log(`N=${n} loss=${loss}% r${r.k}: ${JSON.stringify({ doneAfterSenderMs: (r.at ?? 0) - out.end, rejected: r.stats.rejected, spilled: r.stats.spilled, restored: r.stats.restored, duplicates: r.stats.duplicates, pieceFailures: r.stats.pieceFailures, kernelDrops: r.kernelDrops, recvBuffer: r.stats.recvBufferBytes, peakDiskQueueMiB: Math.round(Number(r.stats.peakDiskQueueBytes ?? 0) / 1048576), loop: r.loop, dropTimeline: r.dropTimeline })}`);
+        for (const r of out.receivers) if (r.stats) console.log(`N=${n} loss=${loss}% r${r.k}: ${JSON.stringify({ doneAfterSenderMs: (r.at ?? 0) - out.end, rejected: r.stats.rejected, spilled: r.stats.spilled, restored: r.stats.restored, duplicates: r.stats.duplicates, pieceFailures: r.stats.pieceFailures, kernelDrops: r.kernelDrops, recvBuffer: r.stats.recvBufferBytes, offload: r.stats.receiveOffload, coalesced: r.stats.coalescedDatagrams, peakDiskQueueMiB: Math.round(Number(r.stats.peakDiskQueueBytes ?? 0) / 1048576), loop: r.loop, dropTimeline: r.dropTimeline })}`);
         if (rc.length) console.log(`N=${n} loss=${loss}%: receiver CPU user ${(rc.reduce((a, c) => a + c.user, 0) / rc.length / 1e6).toFixed(2)} s, sys ${(rc.reduce((a, c) => a + c.system, 0) / rc.length / 1e6).toFixed(2)} s (mean)`);
         if (out.runCpu) console.log(`N=${n} loss=${loss}%: sender run() CPU user ${(out.runCpu.user / 1e6).toFixed(2)} s, sys ${(out.runCpu.system / 1e6).toFixed(2)} s`);
         if (out.result) console.log(`N=${n} loss=${loss}%: passes ${JSON.stringify(out.result.passes.map((p) => ({ pass: p.pass, dg: p.datagrams, ms: p.ms, rate: Math.round(p.rateBps / 1e6), loss: p.loss })))}`);

@@ -111,6 +111,10 @@ export interface MulticastReceiverStats {
   simulatedDrops: number;
   /** SO_RCVBUF granted by the kernel, bytes (Linux reports twice the usable size). */
   recvBufferBytes: number;
+  /** Whether the socket takes datagrams coalesced by receive offload (UDP_GRO; batched I/O only). */
+  receiveOffload: boolean;
+  /** Datagrams that arrived coalesced behind another by receive offload (a live count). */
+  coalescedDatagrams: number;
   /** Most bytes waiting for disk work at once (at MAX_IO_QUEUED_BYTES, new chunks are dropped). */
   peakDiskQueueBytes: number;
   /** When the first datagram of this transfer arrived (ms since epoch), null until then: a receiver that
@@ -280,7 +284,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   const stats: MulticastReceiverStats = {
     datagrams: 0, bytes: 0, duplicates: 0,
     rejected: { malformed: 0, wrongTransfer: 0, auth: 0, overload: 0 },
-    chunks: 0, pieces: 0, pieceFailures: 0, spilled: 0, restored: 0, simulatedDrops: 0, recvBufferBytes: 0, peakDiskQueueBytes: 0, firstDataAt: null,
+    chunks: 0, pieces: 0, pieceFailures: 0, spilled: 0, restored: 0, simulatedDrops: 0, recvBufferBytes: 0, receiveOffload: false, coalescedDatagrams: 0, peakDiskQueueBytes: 0, firstDataAt: null,
   };
   let socket: { close(): Promise<void> } | null = null;
   /** True while datagrams arrive through batch I/O (their bytes are only valid during the call). */
@@ -710,6 +714,8 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
           });
           batchInput = true;
           stats.recvBufferBytes = b.recvBufferBytes;
+          stats.receiveOffload = b.receiveOffload;
+          Object.defineProperty(stats, 'coalescedDatagrams', { get: () => b.coalesced(), enumerable: true });
           socket = { close: async () => b.close() };
         } catch (err) {
           throw new ShoalError(ErrorCode.UNREACHABLE, `cannot join ${options.address} on ${options.interface ?? 'default interface'}`, undefined, { cause: err });
@@ -745,7 +751,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       // Linux reports twice the size it grants (the other half is its bookkeeping).
       const level = stats.recvBufferBytes < 2 * want ? 'warn' : 'info';
       log[level]('joined multicast group', {
-        group: options.address, port: options.port, interface: options.interface, io: batch ? 'batch' : 'dgram', recvBufferAsked: want, recvBufferGranted: stats.recvBufferBytes, chunks: chunkCount, resumedChunks: chunkCount - countMissing(),
+        group: options.address, port: options.port, interface: options.interface, io: batch ? 'batch' : 'dgram', receiveOffload: stats.receiveOffload, recvBufferAsked: want, recvBufferGranted: stats.recvBufferBytes, chunks: chunkCount, resumedChunks: chunkCount - countMissing(),
         ...(level === 'warn' ? { hint: `a small receive buffer loses datagrams when this machine is busy; allow more with: sysctl -w net.core.rmem_max=${want}` } : {}),
       });
       checkComplete();
