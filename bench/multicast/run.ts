@@ -4,16 +4,18 @@
  *   node --import tsx bench/multicast/run.ts direct [--size-mib 256] [--rate 400] [--ns 1,4,8] [--losses 0,2]
  *        [--pace MBIT] [--chunk-kib 64] [--parity on|off]
  *     Shoal alone on its own bed (namespaces mcbs, mcbr1.., mcbb): time from the sender's run() to the last
- *     receiver's verified copy, passes, wire bytes, CPU seconds. Quick, for tuning.
+ *     receiver's verified copy, passes, wire bytes, CPU seconds. Quick, for tuning. SHOAL_BED_RX_GRO=on
+ *     switches GRO on at the receivers' links (the bed switches it off on every veth).
  *
  *   node --import tsx bench/multicast/run.ts peers [--size-mib 256] [--rate 400] [--ns 1,4,8] [--losses 0,2]
- *        [--tools shoal,uftp-enc,http] [--reps 1]
+ *        [--tools shoal,shoal-gro,uftp-enc,http] [--reps 1]
  *     Everything through ../shared/bench/peers.sh in the same run (Shoal through its "cmd" adapter), so every
  *     system is timed the same way: launch of the sender → every receiver holds a hash-checked copy (this
  *     includes process start-up). Shoal's bed sender and receiver are bundled to one JavaScript file each
  *     first (esbuild), so a launch costs Node's start, not a TypeScript compile of every module (0.4-0.6 s
  *     of CPU each), which a running coordinator or agent never pays; without esbuild they run through tsx.
- *     Prints a table with ratios to the ideal (size ÷ rate) and to UFTP.
+ *     Prints a table with ratios to the ideal (size ÷ rate) and to UFTP. `shoal-gro` is Shoal with GRO
+ *     switched on at its receivers' links, as a real NIC has it (the bed switches it off on every veth).
  *
  * Prints figures and ratios; never asserts on timings.
  */
@@ -24,7 +26,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { hashFile } from '../../src/transfer/pieces/hash-file.ts';
-import { bed, bedEnv, bedProblem, receiveOffloadAtReceivers, runOnBed, SEGMENT_AT_SENDER, segmentAtSender, testbedScript } from './bed-run.ts';
+import { bed, bedEnv, bedProblem, receiveOffloadAtReceivers, runOnBed, RX_GRO, SEGMENT_AT_SENDER, segmentAtSender, testbedScript } from './bed-run.ts';
 import type { BedConfig } from './bed-config.ts';
 
 const run = promisify(execFile);
@@ -99,7 +101,7 @@ async function direct(): Promise<void> {
     await bed(env, 'down').catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   }
-  console.log(`\nShoal multicast on the bed: ${sizeMiB} MiB, sender link ${rateMbit} Mbit/s, ideal ${idealS.toFixed(2)} s (time from run() to the last verified copy)`);
+  console.log(`\nShoal multicast on the bed: ${sizeMiB} MiB, sender link ${rateMbit} Mbit/s, ideal ${idealS.toFixed(2)} s (time from run() to the last verified copy), GRO at the receivers' links ${process.env.SHOAL_BED_RX_GRO === 'on' ? 'on' : 'off (as the bed builds them)'}`);
   printTable(rows);
 }
 
@@ -131,7 +133,7 @@ async function peers(): Promise<void> {
     for (const n of ns) {
       for (const loss of losses) {
         for (const tool of tools) {
-          if (tool === 'shoal') {
+          if (tool === 'shoal' || tool === 'shoal-gro') {
             const cfg: BedConfig = {
               path: payload, manifest, keyHex: randomBytes(32).toString('hex'), transferId: `bench-${n}-${loss}`,
               group: '239.77.3.1', port: 47_001, chunkSize, net: '10.77.0', n, destRoot: data, controlPort: 7707,
@@ -139,9 +141,11 @@ async function peers(): Promise<void> {
             };
             await writeFile(cfgPath, JSON.stringify(cfg));
             extraEnv = {
-              LABEL: 'shoal',
+              LABEL: tool,
               PEERS_RECV_READY_S: '3',
-              PEERS_RECV_CMD: `cd ${root} && ${receiverCmd} ${cfgPath} "$K" exit`,
+              // shoal-gro: the receivers' links coalesce datagrams (GRO), as a real NIC does; the bed switches
+              // that off on every veth at each `up`, so it is switched on here, in each receiver's namespace.
+              PEERS_RECV_CMD: `${tool === 'shoal-gro' ? `${RX_GRO} && ` : ''}cd ${root} && ${receiverCmd} ${cfgPath} "$K" exit`,
               PEERS_SEND_CMD: `${SEGMENT_AT_SENDER} && cd ${root} && ${senderCmd} ${cfgPath}`,
             };
             await sh('case', 'cmd', String(n), String(loss)).catch((err: unknown) => console.log(`shoal N=${n} loss=${loss}: ${String(err)}`));
@@ -184,7 +188,7 @@ async function report(csvPath: string): Promise<void> {
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const byCase = new Map<string, Map<string, Record<string, string>[]>>();
   for (const r of recs) {
-    const tool = r.tool.includes('shoal') ? 'shoal' : r.tool;
+    const tool = r.tool.includes('shoal-gro') ? 'shoal-gro' : r.tool.includes('shoal') ? 'shoal' : r.tool;
     if (!byCase.has(key(r))) byCase.set(key(r), new Map());
     const m = byCase.get(key(r))!;
     if (!m.has(tool)) m.set(tool, []);
