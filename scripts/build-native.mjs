@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /* global process, console */
-// Builds the two optional native modules with the C compiler and the headers of the Node.js that runs this
+// Builds the optional native modules with the C compiler and the headers of the Node.js that runs this
 // script, each on its own: build/shoal_udp.node, the batched UDP I/O that multicast uses on Linux
-// (native/shoal_udp.c), and build/shoal_erasure.node, the SIMD Reed–Solomon code of multicast repair
-// (native/shoal_erasure.c). Never fails the install: a module that cannot be built has a JavaScript fallback
+// (native/shoal_udp.c), build/shoal_erasure.node, the SIMD Reed–Solomon code of multicast repair
+// (native/shoal_erasure.c), and build/shoal_gcm.node, AES-256-GCM of multicast chunks into buffers the caller
+// owns, through the OpenSSL inside Node.js (native/shoal_gcm.c). Never fails the install: a module that cannot be built has a JavaScript fallback
 // (node:dgram, about 1 CPU-s more per 256 MiB at each end; the JS erasure code, several times slower), and this
 // says so. `--force` rebuilds modules that look up to date.
 import { execFileSync } from 'node:child_process';
@@ -29,6 +30,13 @@ const modules = [
     fallback: 'multicast repair uses the JavaScript erasure code',
     linuxOnly: false,
     headers: ['node_api.h'],
+  },
+  {
+    name: 'shoal_gcm',
+    what: 'in-place AES-256-GCM',
+    fallback: 'multicast seals and opens chunks with node:crypto',
+    linuxOnly: false,
+    headers: ['node_api.h', 'openssl/evp.h'],
   },
 ];
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createChunkSealer, wireTransferId, SEAL_TAG_BYTES } from './chunk-seal.ts';
+import { createChunkSealer, nativeGcmLoaded, wireTransferId, SEAL_TAG_BYTES } from './chunk-seal.ts';
 import { ErrorCode, isShoalError } from '../protocol/errors.ts';
 
 const key = randomBytes(32);
@@ -67,6 +67,33 @@ describe('chunk sealing', () => {
     assert.throws(() => s.open(7, 0, sealed.subarray(0, sealed.length - 1)), authFail);
     assert.throws(() => createChunkSealer(randomBytes(32), tid).open(7, 0, sealed), authFail);
     assert.throws(() => createChunkSealer(key, wireTransferId('transfer-2')).open(7, 0, sealed), authFail);
+  });
+  it('gives the same bytes through build/shoal_gcm.node as through node:crypto, and each opens the other\'s', (t) => {
+    if (!nativeGcmLoaded()) return t.skip('build/shoal_gcm.node is not built here (npm install builds it)');
+    const native = createChunkSealer(key, tid);
+    const node = createChunkSealer(key, tid, { native: false });
+    for (const size of [0, 1, 15, 16, 17, 1448, 65536, 65536 + 7]) {
+      const p = randomBytes(size);
+      const a = native.seal(12, 2, p), b = node.seal(12, 2, p);
+      assert.ok(a.equals(b), `${size} bytes`);
+      assert.ok(node.open(12, 2, a).equals(p) && native.open(12, 2, b).equals(p), `${size} bytes open`);
+    }
+    const forged = native.seal(1, 0, randomBytes(999)); forged[5] ^= 1;
+    assert.throws(() => native.open(1, 0, forged), authFail);
+    assert.throws(() => node.open(1, 0, forged), authFail);
+  });
+  it('opens in place, and leaves no unauthenticated plaintext when the tag fails', () => {
+    const s = createChunkSealer(key, tid);
+    const p = randomBytes(65536);
+    const sealed = Buffer.from(s.seal(6, 0, p));
+    const plain = s.open(6, 0, sealed, true);
+    assert.ok(plain.equals(p));
+    if (nativeGcmLoaded()) assert.equal(plain.buffer, sealed.buffer, 'decrypted over the sealed bytes');
+    const forged = Buffer.from(s.seal(6, 0, p)); forged[forged.length - 1] ^= 1;
+    assert.throws(() => s.open(6, 0, forged, true), authFail);
+    const left = forged.subarray(0, p.length);
+    // Decrypted in place (native), the bytes are zeroed; through node:crypto the ciphertext stays as it was.
+    assert.ok(nativeGcmLoaded() ? left.every((b) => b === 0) : !left.equals(p), 'no plaintext left in the sealed buffer');
   });
   it('refuses keys that are not 32 bytes', () => {
     assert.throws(() => createChunkSealer(randomBytes(16), tid), (e) => isShoalError(e, ErrorCode.BAD_REQUEST));
