@@ -7,6 +7,7 @@ import { ErrorCode, isShoalError } from '../protocol/errors.ts';
 const key = randomBytes(32);
 const tid = wireTransferId('transfer-1');
 const authFail = (e: unknown) => isShoalError(e, ErrorCode.HASH_MISMATCH);
+const freshSeal = (s: ReturnType<typeof createChunkSealer>, p: Buffer) => Buffer.from(s.seal(6, 0, p));
 
 describe('chunk sealing', () => {
   it('round-trips a chunk and adds a 16-byte tag', () => {
@@ -82,18 +83,22 @@ describe('chunk sealing', () => {
     assert.throws(() => native.open(1, 0, forged), authFail);
     assert.throws(() => node.open(1, 0, forged), authFail);
   });
-  it('opens in place, and leaves no unauthenticated plaintext when the tag fails', () => {
+  it('opens in place or into another buffer, and leaves no unauthenticated plaintext when the tag fails', () => {
     const s = createChunkSealer(key, tid);
     const p = randomBytes(65536);
     const sealed = Buffer.from(s.seal(6, 0, p));
-    const plain = s.open(6, 0, sealed, true);
+    const plain = s.open(6, 0, sealed, sealed);
     assert.ok(plain.equals(p));
     if (nativeGcmLoaded()) assert.equal(plain.buffer, sealed.buffer, 'decrypted over the sealed bytes');
     const forged = Buffer.from(s.seal(6, 0, p)); forged[forged.length - 1] ^= 1;
-    assert.throws(() => s.open(6, 0, forged, true), authFail);
+    assert.throws(() => s.open(6, 0, forged, forged), authFail);
     const left = forged.subarray(0, p.length);
     // Decrypted in place (native), the bytes are zeroed; through node:crypto the ciphertext stays as it was.
     assert.ok(nativeGcmLoaded() ? left.every((b) => b === 0) : !left.equals(p), 'no plaintext left in the sealed buffer');
+    const elsewhere = Buffer.alloc(p.length + 10, 0xee);
+    assert.equal(s.open(6, 0, freshSeal(s, p), elsewhere).buffer, elsewhere.buffer);
+    assert.ok(elsewhere.subarray(0, p.length).equals(p) && elsewhere.subarray(p.length).every((b) => b === 0xee), 'into another buffer, nothing past the plaintext');
+    assert.throws(() => s.open(6, 0, freshSeal(s, p), Buffer.alloc(p.length - 1)), (e: unknown) => isShoalError(e, ErrorCode.BAD_REQUEST));
   });
   it('refuses keys that are not 32 bytes', () => {
     assert.throws(() => createChunkSealer(randomBytes(16), tid), (e) => isShoalError(e, ErrorCode.BAD_REQUEST));

@@ -42,11 +42,11 @@ export interface ChunkSealer {
    */
   encryptAt(chunk: number, epoch: number, offset: number, plaintext: Uint8Array): Buffer;
   /**
-   * Plaintext of a sealed chunk; throws HASH_MISMATCH when the tag does not authenticate it. With `inPlace`,
-   * the plaintext may be written over the start of `sealed` and returned as a view of it (the caller no longer
-   * needs the sealed bytes; after a failed check they are zeroed).
+   * Plaintext of a sealed chunk; throws HASH_MISMATCH when the tag does not authenticate it. With `into` (at
+   * least the plaintext's length; `sealed` itself to decrypt in place), the plaintext is written at its start
+   * and returned as a view of it; when the tag fails, those bytes are zeroed (native) or left untouched.
    */
-  open(chunk: number, epoch: number, sealed: Uint8Array, inPlace?: boolean): Buffer;
+  open(chunk: number, epoch: number, sealed: Uint8Array, into?: Uint8Array): Buffer;
 }
 
 interface NativeGcm {
@@ -156,16 +156,18 @@ export function createChunkSealer(key: Uint8Array, transferId: Uint8Array, optio
       c.final();
       return out;
     },
-    open(chunk, epoch, sealed, inPlace) {
+    open(chunk, epoch, sealed, into) {
       checkIndex(chunk, epoch);
       if (sealed.byteLength < SEAL_TAG_BYTES) throw new ShoalError(ErrorCode.HASH_MISMATCH, 'sealed chunk shorter than its tag');
       const len = sealed.byteLength - SEAL_TAG_BYTES;
+      if (into && into.byteLength < len) throw new ShoalError(ErrorCode.BAD_REQUEST, `open output of ${into.byteLength} bytes for ${len}`);
+      const out = into ? Buffer.from(into.buffer, into.byteOffset, len) : null;
       if (gcm) {
-        const out = inPlace ? Buffer.from(sealed.buffer, sealed.byteOffset, len) : Buffer.allocUnsafe(len);
-        if (!gcm.open(k, nonce(chunk, epoch), aad(chunk, epoch, len), sealed, out)) {
+        const target = out ?? Buffer.allocUnsafe(len);
+        if (!gcm.open(k, nonce(chunk, epoch), aad(chunk, epoch, len), sealed, target)) {
           throw new ShoalError(ErrorCode.HASH_MISMATCH, `chunk ${chunk} failed authentication`, { chunk });
         }
-        return out;
+        return target;
       }
       const d = createDecipheriv('aes-256-gcm', k, nonce(chunk, epoch));
       d.setAAD(aad(chunk, epoch, len));
@@ -173,7 +175,10 @@ export function createChunkSealer(key: Uint8Array, transferId: Uint8Array, optio
       const body = d.update(Buffer.from(sealed.buffer, sealed.byteOffset, len));
       try {
         const fin = d.final();
-        return fin.length === 0 ? body : Buffer.concat([body, fin]);
+        const plain = fin.length === 0 ? body : Buffer.concat([body, fin]);
+        if (!out) return plain;
+        plain.copy(out);
+        return out;
       } catch (err) {
         body.fill(0);
         throw new ShoalError(ErrorCode.HASH_MISMATCH, `chunk ${chunk} failed authentication`, { chunk }, { cause: err });

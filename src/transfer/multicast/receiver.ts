@@ -263,22 +263,27 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   };
   /** Copies chunk `c`'s plaintext into its piece's copy (evicting the oldest copy when all are used); false
    * when it has none, and the caller writes the chunk itself. */
-  const keepPlain = (c: number, plain: Buffer): boolean => {
-    if (maxPieceBuffers === 0) return false;
+  /** Where chunk c's plaintext goes in its piece's buffer (the buffer is taken when the piece has none yet), or
+   * null when the piece goes to disk chunk by chunk. Nothing is marked until keptInPiece(c). */
+  const pieceSlot = (c: number): Buffer | null => {
+    if (maxPieceBuffers === 0) return null;
     const p = pieceOf(c);
-    if (pieceOnDiskOnly[p]) return false;
+    if (pieceOnDiskOnly[p]) return null;
     let pb = pieceBufs.get(p);
     if (!pb) {
-      if (pieceLeft[p] < chunksIn(p)) { pieceOnDiskOnly[p] = 1; return false; } // earlier chunks went to disk only
+      if (pieceLeft[p] < chunksIn(p)) { pieceOnDiskOnly[p] = 1; return null; } // earlier chunks went to disk only
       if (pieceBufs.size >= maxPieceBuffers) evictOldestPiece();
       pb = { buf: piecePool.pop() ?? Buffer.allocUnsafe(m.pieceSize), copied: 0, unwritten: new Uint8Array(chunksPerPiece) };
       pieceBufs.set(p, pb);
     }
-    const k = c - p * chunksPerPiece;
-    plain.copy(pb.buf, k * chunkSize);
+    const at = (c - p * chunksPerPiece) * chunkSize;
+    return pb.buf.subarray(at, at + plainLength(c));
+  };
+  /** Chunk c's plaintext is in its piece's buffer (written there through pieceSlot). */
+  const keptInPiece = (c: number): void => {
+    const pb = pieceBufs.get(pieceOf(c))!;
     pb.copied++;
-    pb.unwritten[k] = 1;
-    return true;
+    pb.unwritten[c - pieceOf(c) * chunksPerPiece] = 1;
   };
   const spilled = new Map<number, Entry>();
   const stats: MulticastReceiverStats = {
@@ -410,15 +415,19 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
   }
 
   function openAndWrite(c: number, e: Entry, sealed: Uint8Array): Promise<void> {
+    // Decrypted straight into the piece's buffer when the piece is assembled in memory, else over the sealed
+    // bytes (not needed after this).
+    const slot = pieceSlot(c);
     let plain: Buffer;
     try {
-      plain = sealer.open(c, e.epoch, sealed, true); // the sealed bytes are not needed after this
+      plain = sealer.open(c, e.epoch, sealed, slot ?? sealed);
     } catch {
       stats.rejected.auth++;
       state[c] = MISSING;
       return Promise.resolve();
     }
-    if (keepPlain(c, plain)) {
+    if (slot) {
+      keptInPiece(c);
       markChunkDone(c);
       return Promise.resolve();
     }
