@@ -64,6 +64,7 @@ await new Promise<void>((resolve) => server.listen(c.controlPort, ip, resolve));
 console.log(JSON.stringify({ ready: k, recvBufferBytes: receiver.stats.recvBufferBytes }));
 // CPU of the transfer itself: from listening to the verified copy (start-up and module loading excluded).
 const cpuAtReady = process.cpuUsage();
+const faultsAtReady = process.resourceUsage().minorPageFault;
 // When the kernel dropped datagrams (ms since ready, count), and how long the event loop was held up: a
 // receiver that does not read for a third of a second at full rate overflows even a 16 MiB buffer.
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -86,7 +87,7 @@ finished = receiver.whenComplete().then(async () => {
   clearInterval(dropSampler);
   loopDelay.disable();
   const loop = { maxMs: Math.round(loopDelay.max / 1e6), p99Ms: Math.round(loopDelay.percentile(99) / 1e6) };
-  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, kernelDrops, dropTimeline, loop, cpu: process.cpuUsage(cpuAtReady), cpuTotal: process.cpuUsage() }));
+  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, kernelDrops, dropTimeline, loop, cpu: process.cpuUsage(cpuAtReady), cpuTotal: process.cpuUsage(), pageFaults: process.resourceUsage().minorPageFault - faultsAtReady }));
   if (mode === 'exit') setImmediate(() => void shutdown(0));
 }, () => undefined);
 

@@ -93,6 +93,8 @@ export interface ReceiverOutcome {
   /** User and kernel CPU, µs. */
   cpu?: { user: number; system: number };
   stats?: Record<string, unknown>;
+  /** Minor page faults from ready to done. */
+  pageFaults?: number;
   /** Datagrams the receiver's kernel dropped for a full socket buffer during the transfer. */
   kernelDrops?: number;
   /** [ms since the receiver started, datagrams dropped in the 100 ms before]. */
@@ -109,6 +111,8 @@ export interface BedRunResult {
   receivers: ReceiverOutcome[];
   /** Sender CPU during run() only, µs. */
   runCpu?: { user: number; system: number };
+  /** Minor page faults of the sender's run(). */
+  runPageFaults?: number;
   /** From sender start to the last receiver's verified copy, ms. */
   totalMs: number;
   stderr: string;
@@ -156,15 +160,15 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
       const t = setTimeout(() => resolveReady(false), 30_000);
       lines(child, (l) => {
         try {
-          const msg = JSON.parse(l) as { ready?: number; done?: number } & Pick<ReceiverOutcome, 'at' | 'path' | 'partialsLeft' | 'cpu' | 'stats' | 'kernelDrops' | 'dropTimeline' | 'loop'>;
+          const msg = JSON.parse(l) as { ready?: number; done?: number } & Pick<ReceiverOutcome, 'at' | 'path' | 'partialsLeft' | 'cpu' | 'stats' | 'kernelDrops' | 'dropTimeline' | 'loop' | 'pageFaults'>;
           if (msg.ready !== undefined) { clearTimeout(t); resolveReady(true); }
-          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats, kernelDrops: msg.kernelDrops, dropTimeline: msg.dropTimeline, loop: msg.loop });
+          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats, kernelDrops: msg.kernelDrops, dropTimeline: msg.dropTimeline, loop: msg.loop, pageFaults: msg.pageFaults });
         } catch { /* not ours */ }
       });
       child.once('exit', () => { clearTimeout(t); resolveReady(false); });
     })));
     if (ready.some((r) => !r)) throw new Error(`receivers did not start: ${stderr.slice(0, 2000)}`);
-    const got: { line: { result: SendResult; start: number; end: number; cpu: { user: number; system: number }; runCpu?: { user: number; system: number } } | null } = { line: null };
+    const got: { line: { result: SendResult; start: number; end: number; cpu: { user: number; system: number }; runCpu?: { user: number; system: number }; runPageFaults?: number } | null } = { line: null };
     const sender = exec(o.env.TB_S_NS ?? 's', 'bed-sender.ts', cfgPath);
     lines(sender, (l) => { try { got.line = JSON.parse(l); } catch { /* not ours */ } });
     await Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))));
@@ -172,6 +176,7 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
     const last = Math.max(...outcomes.map((x) => x.at ?? Infinity));
     return {
       runCpu: s?.runCpu,
+      runPageFaults: s?.runPageFaults,
       result: s?.result ?? null, start: s?.start ?? 0, end: s?.end ?? 0, senderCpuUs: s ? s.cpu.user + s.cpu.system : 0,
       receivers: outcomes, totalMs: s ? Math.max(last, s.end) - s.start : Infinity, stderr,
     };

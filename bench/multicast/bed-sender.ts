@@ -35,12 +35,14 @@ const sender = createMulticastSender({
 });
 const start = Date.now();
 const cpu0 = process.cpuUsage();
+const faults0 = process.resourceUsage().minorPageFault;
 const result = await sender.run(AbortSignal.timeout(c.timeoutMs));
 const end = Date.now();
 const cpu = process.cpuUsage();
 const runCpu = process.cpuUsage(cpu0);
+const runPageFaults = process.resourceUsage().minorPageFault - faults0;
 if (!c.receiversExit) {
   await new Promise((r) => setTimeout(r, 300)); // receivers print their "done" line before they are told to go
   await Promise.all(ips.map((ip) => ask(ip, '/bye', AbortSignal.timeout(5000))));
 }
-console.log(JSON.stringify({ result, start, end, cpu, runCpu }));
+console.log(JSON.stringify({ result, start, end, cpu, runCpu, runPageFaults }));
