@@ -4,7 +4,8 @@
 // script, each on its own: build/shoal_udp.node, the batched UDP I/O that multicast uses on Linux
 // (native/shoal_udp.c), build/shoal_erasure.node, the SIMD Reed–Solomon code of multicast repair
 // (native/shoal_erasure.c), and build/shoal_gcm.node, AES-256-GCM of multicast chunks into buffers the caller
-// owns, through the OpenSSL inside Node.js (native/shoal_gcm.c). Never fails the install: a module that cannot be built has a JavaScript fallback
+// owns, through the OpenSSL inside Node.js (native/shoal_gcm.c), and build/shoal_mem.node, buffers on transparent
+// huge pages (native/shoal_mem.c). Never fails the install: a module that cannot be built has a JavaScript fallback
 // (node:dgram, about 1 CPU-s more per 256 MiB at each end; the JS erasure code, several times slower), and this
 // says so. `--force` rebuilds modules that look up to date.
 import { execFileSync } from 'node:child_process';
@@ -37,6 +38,13 @@ const modules = [
     fallback: 'multicast seals and opens chunks with node:crypto',
     linuxOnly: false,
     headers: ['node_api.h', 'openssl/evp.h'],
+  },
+  {
+    name: 'shoal_mem',
+    what: 'huge-page buffers',
+    fallback: 'multicast buffers use ordinary pages',
+    linuxOnly: true,
+    headers: ['node_api.h'],
   },
 ];
 

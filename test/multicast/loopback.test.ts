@@ -85,6 +85,28 @@ describe('multicast over loopback', () => {
     assert.ok(result.wireBytes < src.manifest.size * 1.25, `wire bytes ${result.wireBytes} for ${src.manifest.size}`);
   });
 
+  it('reuses its sealed-chunk buffers over a file larger than its repair cache: exact copies, no datagram fails authentication', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    // At 12 Mbit/s the sender keeps the last 46 sealed chunks for repairs; this file has 66, so buffers go round
+    // (and past the preallocated slots), and a buffer handed out while still cached would send bytes that fail.
+    const src = await randomFile(work.dir, 'reuse.bin', 4 * MiB + 4321, MiB);
+    const group = nextGroup();
+    const port = await freePort();
+    const key = randomBytes(32);
+    const rxs: Rx[] = [];
+    t.after(() => Promise.all(rxs.map((r) => r.receiver.stop())));
+    for (let i = 0; i < 2; i++) rxs.push(await makeReceiver(`r${i + 1}`, src.manifest, group, port, key, 'tx-reuse', { simulateLossRate: i === 1 ? 0.05 : 0 }));
+    const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => rxs) }, senderOptions(src.path, src.manifest, group, port, key, 'tx-reuse', 12e6));
+    const result = await sender.run(AbortSignal.timeout(60_000));
+    assert.equal(result.complete, true);
+    for (const r of rxs) {
+      await r.receiver.whenComplete(AbortSignal.timeout(10_000));
+      assert.equal(await sha256File(await r.partial.finalize()), src.manifest.sha256);
+      assert.equal(r.receiver.stats.rejected.auth, 0, `${r.id}: chunks that failed authentication`);
+    }
+    assert.ok(rxs[1].receiver.stats.simulatedDrops > 0 && result.passes.length >= 2, 'the lossy receiver was repaired');
+  });
+
   for (const senderIo of ['batch', 'dgram'] as const) {
     it(`moves a file between ${senderIo === 'batch' ? 'a batched sender and node:dgram receivers' : 'a node:dgram sender and batched receivers'} (both kinds of socket I/O agree)`, async (t) => {
       if (skipReason) return t.skip(skipReason);
