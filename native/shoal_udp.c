@@ -272,8 +272,8 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   CHECK(napi_get_typedarray_info(env, argv[5], &st, &nstarts, &starts, &ab, &off));
   CHECK(napi_get_typedarray_info(env, argv[6], &lt, &nlens, &lens, &ab, &off));
   if (st != napi_int32_array || lt != napi_int32_array || nstarts != nlens || slot < 64 || data_len / (size_t)slot == 0 ||
-      nlens < data_len / (size_t)slot || data_len / GRO_SLOT > 0x7fff) {
-    napi_throw_type_error(env, NULL, "starts and lens must be Int32Arrays of one length, at least a slot of at least 64 bytes per entry");
+      nlens < data_len / (size_t)slot || slot > GRO_SLOT) {
+    napi_throw_type_error(env, NULL, "starts and lens must be Int32Arrays of one length, an entry per slot, and a slot of 64 bytes to 64 KiB");
     return NULL;
   }
   napi_valuetype ct;
