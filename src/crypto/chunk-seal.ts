@@ -10,9 +10,7 @@
  * AAD = "shoal/mc1" ‖ transfer id ‖ chunk index (u32) ‖ plaintext length (u32) ‖ epoch (u16).
  */
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadNativeModule } from '../native-module.ts';
 import { ErrorCode, ShoalError } from '../protocol/errors.ts';
 import { TRANSFER_ID_BYTES } from '../protocol/datagram-types.ts';
 
@@ -65,14 +63,7 @@ function loadNativeGcm(): NativeGcm | null {
   if (nativeGcm !== undefined) return nativeGcm;
   nativeGcm = null;
   if (process.env.SHOAL_GCM === 'node') return nativeGcm;
-  // From src/crypto/, or from a bundle three levels under the root (bench/multicast/run.ts bundles the bed processes).
-  const path = ['../../build/shoal_gcm.node', '../../../build/shoal_gcm.node'].map((u) => fileURLToPath(new URL(u, import.meta.url))).find((f) => existsSync(f));
-  if (!path) return nativeGcm;
-  try {
-    nativeGcm = createRequire(import.meta.url)(path) as NativeGcm;
-  } catch {
-    nativeGcm = null;
-  }
+  nativeGcm = loadNativeModule<NativeGcm>('shoal_gcm');
   return nativeGcm;
 }
 

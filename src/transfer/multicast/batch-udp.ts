@@ -5,9 +5,7 @@
  * only; `loadBatchUdp()` returns null where the module is not built or SHOAL_MULTICAST_IO=dgram, and the
  * sender and receiver then use node:dgram.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadNativeModule } from '../../native-module.ts';
 
 /** Largest datagram a batch receiver takes whole (a 9216-byte jumbo frame's payload fits); longer ones are
  * truncated by the kernel and reported with length -1. The sender's MTU is capped to match. */
@@ -67,14 +65,8 @@ export function loadBatchUdp(): BatchUdp | null {
   if (cached !== undefined) return cached;
   cached = null;
   if (process.platform !== 'linux' || process.env.SHOAL_MULTICAST_IO === 'dgram') return cached;
-  const path = fileURLToPath(new URL('../../../build/shoal_udp.node', import.meta.url));
-  if (!existsSync(path)) return cached;
-  let mod: NativeModule;
-  try {
-    mod = createRequire(import.meta.url)(path) as NativeModule;
-  } catch {
-    return cached;
-  }
+  const mod = loadNativeModule<NativeModule>('shoal_udp');
+  if (!mod) return cached;
   cached = {
     openReceiver(o) {
       const data = Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES);

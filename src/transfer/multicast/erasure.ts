@@ -8,9 +8,7 @@
  * tables with a scalar fallback, built at install by scripts/build-native.mjs) and pure JavaScript (a 64 KiB
  * multiplication table). SHOAL_ERASURE=js forces JavaScript.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadNativeModule } from '../../native-module.ts';
 
 interface NativeErasure {
   encode(sealed: Uint8Array, k: number, from: number, count: number, out: Uint8Array): void;
@@ -52,13 +50,7 @@ function loadNative(): NativeErasure | null {
   if (nativeCache !== undefined) return nativeCache;
   nativeCache = null;
   if (process.env.SHOAL_ERASURE === 'js') return nativeCache;
-  const path = fileURLToPath(new URL('../../../build/shoal_erasure.node', import.meta.url));
-  if (!existsSync(path)) return nativeCache;
-  try {
-    nativeCache = createRequire(import.meta.url)(path) as NativeErasure;
-  } catch {
-    nativeCache = null;
-  }
+  nativeCache = loadNativeModule<NativeErasure>('shoal_erasure');
   return nativeCache;
 }
 

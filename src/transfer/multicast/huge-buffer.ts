@@ -5,9 +5,7 @@
  * into memory already faulted in (and half of that on huge pages). Elsewhere, or with SHOAL_HUGE_PAGES=off, an
  * ordinary Buffer.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadNativeModule } from '../../native-module.ts';
 
 interface NativeMem {
   hugeBuffer(bytes: number): Buffer;
@@ -18,13 +16,7 @@ function loadNative(): NativeMem | null {
   if (cached !== undefined) return cached;
   cached = null;
   if (process.platform !== 'linux' || process.env.SHOAL_HUGE_PAGES === 'off') return cached;
-  const path = fileURLToPath(new URL('../../../build/shoal_mem.node', import.meta.url));
-  if (!existsSync(path)) return cached;
-  try {
-    cached = createRequire(import.meta.url)(path) as NativeMem;
-  } catch {
-    cached = null;
-  }
+  cached = loadNativeModule<NativeMem>('shoal_mem');
   return cached;
 }
 
