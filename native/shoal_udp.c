@@ -108,7 +108,8 @@ static int get_ipv4(napi_env env, napi_value v, struct in_addr *out, int allow_n
   return inet_pton(AF_INET, buf, out) == 1 ? 0 : -1;
 }
 
-/* [handle, granted buffer size, flag]: what open_receiver (flag: receive offload on) and open_sender return. */
+/* [handle, granted buffer size, flag]: what open_receiver (flag: receive offload on) and open_sender (flag:
+ * segmentation offload on) return. */
 static napi_value handle_and_size(napi_env env, napi_value handle, int granted, int flag) {
   napi_value out, g, f;
   CHECK(napi_create_array_with_length(env, 3, &out));
@@ -118,12 +119,6 @@ static napi_value handle_and_size(napi_env env, napi_value handle, int granted, 
   CHECK(napi_set_element(env, out, 1, g));
   CHECK(napi_set_element(env, out, 2, f));
   return out;
-}
-
-/* An environment switch set to "off" or "0" (for measuring with and without a kernel feature). */
-static int off_by_env(const char *name) {
-  const char *v = getenv(name);
-  return v != NULL && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0);
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -176,10 +171,14 @@ static int drain(receiver_t *r, int status, size_t *bytes) {
         int seg = 0;
         for (struct cmsghdr *c = r->gro ? CMSG_FIRSTHDR(h) : NULL; c; c = CMSG_NXTHDR(h, c))
           if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) memcpy(&seg, CMSG_DATA(c), sizeof seg);
-        if (seg <= 0 || seg >= len) seg = len > 0 ? len : 1;
+        if (seg <= 0 || seg >= len) { /* one datagram (possibly empty) */
+          r->starts[n] = at;
+          r->lens[n++] = len;
+          continue;
+        }
         /* The kernel coalesces at most GRO_SEGS datagrams, and lens holds GRO_SEGS per slot; the bound only
          * guards against a kernel that would coalesce more. */
-        for (int32_t off = 0; (off < len || off == 0) && (size_t)n < r->nlens; off += seg) {
+        for (int32_t off = 0; off < len && (size_t)n < r->nlens; off += seg) {
           r->starts[n] = at + off;
           r->lens[n++] = len - off < seg ? len - off : seg;
         }
@@ -245,12 +244,12 @@ static void on_readable(uv_poll_t *p, int status, int events) {
 }
 
 /* open_receiver(group, port, iface|null, rcvbuf, data: Buffer, starts: Int32Array, lens: Int32Array, slot,
- * on_batch, tick_ms) → [handle, rcvbuf granted, receive offload on (1) or not (0)] */
+ * on_batch, tick_ms, gro: ask for receive offload) → [handle, rcvbuf granted, receive offload on (1) or not (0)] */
 static napi_value open_receiver(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 11;
+  napi_value argv[11];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 10) { napi_throw_type_error(env, NULL, "open_receiver needs 10 arguments"); return NULL; }
+  if (argc < 11) { napi_throw_type_error(env, NULL, "open_receiver needs 11 arguments"); return NULL; }
   struct in_addr group, iface;
   if (get_ipv4(env, argv[0], &group, 0) != 0 || get_ipv4(env, argv[2], &iface, 1) != 0) {
     napi_throw_type_error(env, NULL, "group and interface must be IPv4 addresses");
@@ -261,6 +260,8 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[3], &rcvbuf));
   CHECK(napi_get_value_int32(env, argv[7], &slot));
   CHECK(napi_get_value_int32(env, argv[9], &tick_ms));
+  bool want_gro;
+  CHECK(napi_get_value_bool(env, argv[10], &want_gro));
   void *data;
   size_t data_len;
   CHECK(napi_get_buffer_info(env, argv[4], &data, &data_len));
@@ -316,7 +317,7 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   r->nlens = nlens;
   /* Receive offload where the kernel has it (Linux 5.0) and the buffers hold 64 KiB slots. */
   size_t gro_msgs = data_len / GRO_SLOT < nlens / GRO_SEGS ? data_len / GRO_SLOT : nlens / GRO_SEGS;
-  r->gro = gro_msgs > 0 && !off_by_env("SHOAL_MULTICAST_GRO") && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  r->gro = want_gro && gro_msgs > 0 && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   r->slot = r->gro ? GRO_SLOT : (size_t)slot;
   r->msgs_per_read = r->gro ? gro_msgs : data_len / (size_t)slot;
   if (r->msgs_per_read > MAX_BATCH) r->msgs_per_read = MAX_BATCH;

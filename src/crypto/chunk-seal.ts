@@ -51,7 +51,6 @@ interface NativeGcm {
   seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void;
   open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, out: Uint8Array): boolean;
 }
-let nativeGcm: NativeGcm | null | undefined;
 
 /**
  * build/shoal_gcm.node (native/shoal_gcm.c): the same AES-256-GCM through the OpenSSL inside Node.js, written
@@ -59,13 +58,7 @@ let nativeGcm: NativeGcm | null | undefined;
  * faults and the copy out of it cost about twice the cipher (256 MiB in 64 KiB chunks: 0.31 s against 0.10 s
  * here). Null where it is not built or SHOAL_GCM=node.
  */
-function loadNativeGcm(): NativeGcm | null {
-  if (nativeGcm !== undefined) return nativeGcm;
-  nativeGcm = null;
-  if (process.env.SHOAL_GCM === 'node') return nativeGcm;
-  nativeGcm = loadNativeModule<NativeGcm>('shoal_gcm');
-  return nativeGcm;
-}
+const loadNativeGcm = (): NativeGcm | null => loadNativeModule<NativeGcm>('shoal_gcm', process.env.SHOAL_GCM === 'node');
 
 /** The 8-byte wire id of a transfer, derived from its string id (SHA-256 prefix). */
 export function wireTransferId(id: string): Uint8Array {

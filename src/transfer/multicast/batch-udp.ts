@@ -24,7 +24,7 @@ const RECEIVE_BUFFER_BYTES = 128 * RECEIVE_SLOT_BYTES;
 const RECEIVE_MAX_DATAGRAMS = 128 * 64;
 
 interface NativeModule {
-  openReceiver(group: string, port: number, iface: string | null, rcvbuf: number, data: Buffer, starts: Int32Array, lens: Int32Array, slot: number, onBatch: (count: number) => void, tickMs: number): [unknown, number, number];
+  openReceiver(group: string, port: number, iface: string | null, rcvbuf: number, data: Buffer, starts: Int32Array, lens: Int32Array, slot: number, onBatch: (count: number) => void, tickMs: number, gro: boolean): [unknown, number, number];
   closeReceiver(handle: unknown): void;
   openSender(iface: string | null, ttl: number, loopback: boolean, sndbuf: number): [unknown, number, number];
   sendBatch(handle: unknown, list: Uint8Array[], from: number, to: number, group: string, port: number): number;
@@ -64,8 +64,7 @@ let cached: BatchUdp | null | undefined;
 export function loadBatchUdp(): BatchUdp | null {
   if (cached !== undefined) return cached;
   cached = null;
-  if (process.platform !== 'linux' || process.env.SHOAL_MULTICAST_IO === 'dgram') return cached;
-  const mod = loadNativeModule<NativeModule>('shoal_udp');
+  const mod = loadNativeModule<NativeModule>('shoal_udp', process.platform !== 'linux' || process.env.SHOAL_MULTICAST_IO === 'dgram');
   if (!mod) return cached;
   cached = {
     openReceiver(o) {
@@ -82,7 +81,7 @@ export function loadBatchUdp(): BatchUdp | null {
           if (starts[i] % RECEIVE_SLOT_BYTES !== 0) coalesced++;
           o.onDatagram(data, starts[i], lens[i]);
         }
-      }, o.tickMs ?? BATCH_TICK_MS);
+      }, o.tickMs ?? BATCH_TICK_MS, process.env.SHOAL_MULTICAST_GRO !== 'off');
       let closed = false;
       return {
         recvBufferBytes: granted,

@@ -44,15 +44,7 @@ function cauchy(j: number, i: number): number {
 
 // ---- native module ---------------------------------------------------------------------------------------------
 
-let nativeCache: NativeErasure | null | undefined;
-
-function loadNative(): NativeErasure | null {
-  if (nativeCache !== undefined) return nativeCache;
-  nativeCache = null;
-  if (process.env.SHOAL_ERASURE === 'js') return nativeCache;
-  nativeCache = loadNativeModule<NativeErasure>('shoal_erasure');
-  return nativeCache;
-}
+const loadNative = (): NativeErasure | null => loadNativeModule<NativeErasure>('shoal_erasure', process.env.SHOAL_ERASURE === 'js');
 
 /** 'native' when build/shoal_erasure.node is loaded, else 'js'. */
 export function erasureBackend(): 'native' | 'js' {

@@ -10,15 +10,7 @@ import { loadNativeModule } from '../../native-module.ts';
 interface NativeMem {
   hugeBuffer(bytes: number): Buffer;
 }
-let cached: NativeMem | null | undefined;
-
-function loadNative(): NativeMem | null {
-  if (cached !== undefined) return cached;
-  cached = null;
-  if (process.platform !== 'linux' || process.env.SHOAL_HUGE_PAGES === 'off') return cached;
-  cached = loadNativeModule<NativeMem>('shoal_mem');
-  return cached;
-}
+const loadNative = (): NativeMem | null => loadNativeModule<NativeMem>('shoal_mem', process.platform !== 'linux' || process.env.SHOAL_HUGE_PAGES === 'off');
 
 /** A buffer of `bytes` (uninitialised or zero), on huge pages where the kernel gives them. */
 export function hugeBuffer(bytes: number): Buffer {
