@@ -385,6 +385,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       written?.catch(() => undefined); // awaited below, in order; failures are handled there
       io(VERIFY_CHAIN, 'verify', bytes?.length ?? 0, async () => {
         let ok: boolean;
+        let lent = false;
         try {
           // A piece has either its copy (written above) or an evicted copy being flushed, never both.
           if (written) await written;
@@ -395,12 +396,17 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
           // Every chunk of the piece passed AES-GCM under the transfer key: the piece is accepted without its
           // own hash, and the whole-file hash at finalize() decides (checkPieces: hash each piece as well).
           if (options.checkPieces) ok = await partial.verifyPiece(p, bytes);
-          else ok = await partial.acceptPiece(p, bytes).then(() => true);
+          else if (pb && bytes) {
+            // Lent, not copied: a piece that completes ahead of the running whole-file hash (most of them
+            // while chunks wait for repair) stays in this buffer until the hash reaches it.
+            lent = true;
+            ok = await partial.acceptPiece(p, bytes, () => recycle(pb)).then(() => true);
+          } else ok = await partial.acceptPiece(p, bytes).then(() => true);
         } catch (err) {
           log.warn('piece write failed; asking for it again', { piece: p, err });
           ok = false;
         } finally {
-          if (pb) recycle(pb); // `written` has settled by now
+          if (pb && !lent) recycle(pb); // `written` has settled by now
         }
         if (ok) {
           stats.pieces++;

@@ -257,6 +257,45 @@ describe('PartialFile', () => {
     assert.deepEqual(await readFile(await pf.finalize()), data);
   });
 
+  it('keeps lent piece buffers until the running hash has read them, then hands each back once', async () => {
+    const { data, manifest } = await sample(100_000, 4096);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger });
+    await pf.writeAt(0, data);
+    const released: number[] = [];
+    const lend = (i: number): [Uint8Array, (b: Uint8Array) => void] => {
+      const own = Buffer.from(piece(data, manifest, i));
+      return [own, (b) => {
+        assert.equal(b, own, 'the lent buffer itself comes back');
+        released.push(i);
+        b.fill(0); // the caller reuses it at once: the running hash must be done with it
+      }];
+    };
+    for (let i = pf.pieceCount - 1; i >= 1; i--) await pf.acceptPiece(i, ...lend(i));
+    assert.deepEqual(released, [], 'pieces ahead of the running hash are held as lent, not copied and handed back');
+    await pf.acceptPiece(0, ...lend(0));
+    assert.deepEqual(released, [...Array(pf.pieceCount).keys()], 'each handed back once, as the hash reaches it');
+    await pf.acceptPiece(3, ...lend(3));
+    assert.deepEqual(released.slice(pf.pieceCount), [3], 'a piece already held is handed back at once');
+    assert.deepEqual(await readFile(await pf.finalize()), data);
+  });
+
+  it('hands lent buffers back when the partial file is closed before the running hash reaches them', async () => {
+    const { data, manifest } = await sample(40_000, 4096);
+    const dest = await tempDir();
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    await pf.writeAt(0, data);
+    const released: number[] = [];
+    for (const i of [5, 7]) await pf.acceptPiece(i, Buffer.from(piece(data, manifest, i)), () => released.push(i));
+    assert.equal(released.length, 0);
+    await pf.close();
+    assert.deepEqual(released.sort((a, b) => a - b), [5, 7]);
+    await assert.rejects(pf.acceptPiece(1, Buffer.from(piece(data, manifest, 1)), () => released.push(1)));
+    assert.deepEqual(released.slice(2), [1], 'a closed file hands the buffer straight back');
+    const again = await openPartialFile({ manifest, destDir: dest, logger: silentLogger });
+    assert.deepEqual(again.missing().filter((i) => i === 5 || i === 7), [], 'the accepted pieces stayed recorded');
+    await again.abort();
+  });
+
   it('resumes a partial whose running hash was lost and finalizes to the right bytes', async () => {
     const { data, manifest } = await sample(50_000, 4096);
     const dest = await tempDir();

@@ -79,9 +79,12 @@ export interface PartialFile {
    * bytes a transfer key already authenticated (multicast chunks are AES-GCM sealed by the coordinator); the
    * piece still feeds the running whole-file hash, so finalize() puts nothing in place that does not match the
    * manifest, and on a mismatch re-checks every piece and forgets the bad ones. Saves one SHA-256 pass over
-   * the file (about 0.2 CPU-s per 256 MiB). `bytes` as in verifyPiece.
+   * the file (about 0.2 CPU-s per 256 MiB). `bytes` as in verifyPiece; with `release`, `bytes` are lent
+   * instead: a piece verified ahead of the running hash is kept as it is (not copied) until the hash reaches
+   * it, and `release(bytes)` is called once when they are no longer read (the caller must not reuse them
+   * before; pieces still held when the file is closed are released then).
    */
-  acceptPiece(i: number, bytes?: Uint8Array): Promise<void>;
+  acceptPiece(i: number, bytes?: Uint8Array, release?: (bytes: Uint8Array) => void): Promise<void>;
   /** Hashes `bytes` in memory first; writes and records piece `i` only when the hash matches. While it writes,
    * any PieceWriter of the same piece leaves the piece alone. */
   writePiece(i: number, bytes: Uint8Array): Promise<boolean>;
@@ -168,6 +171,8 @@ class PartialFileImpl implements PartialFile {
   /** Piece-sized buffers for #take/#give, and the backing stores that came from there. */
   #pool: Buffer[] = [];
   #mine = new WeakSet<ArrayBufferLike>();
+  /** Callers' buffers lent through acceptPiece, and how each goes back. */
+  #lent = new Map<Uint8Array, (bytes: Uint8Array) => void>();
   #poolSize: number;
   #aheadBytes = 0;
   /** Pieces writePiece is writing now, until recorded (PieceWriters of these drop their bytes). */
@@ -256,20 +261,33 @@ class PartialFileImpl implements PartialFile {
     return true;
   }
 
-  async acceptPiece(i: number, bytes?: Uint8Array): Promise<void> {
-    this.#open();
-    this.#index(i);
-    if (this.#bits.has(i)) return;
-    if (bytes && bytes.length !== pieceRange(this.manifest, i).length) throw new ShoalError(ErrorCode.BAD_REQUEST, `piece ${i} has ${pieceRange(this.manifest, i).length} bytes, not ${bytes.length}`);
+  async acceptPiece(i: number, bytes?: Uint8Array, release?: (bytes: Uint8Array) => void): Promise<void> {
+    const lent = bytes !== undefined && release !== undefined;
+    try {
+      this.#open();
+      this.#index(i);
+      if (bytes && bytes.length !== pieceRange(this.manifest, i).length) throw new ShoalError(ErrorCode.BAD_REQUEST, `piece ${i} has ${pieceRange(this.manifest, i).length} bytes, not ${bytes.length}`);
+    } catch (err) {
+      if (lent) release(bytes);
+      throw err;
+    }
+    if (this.#bits.has(i)) {
+      if (lent) release(bytes);
+      return;
+    }
+    if (lent) this.#lent.set(bytes, release);
     const marked = this.#mark(i);
-    this.#feed(i, bytes); // without bytes the running hash reads the piece back when its turn comes
+    this.#feed(i, bytes, lent); // without bytes the running hash reads the piece back when its turn comes
     await marked;
   }
 
   /** Advances the running whole-file hash with verified piece `i` (its bytes when the caller has them;
-   * `owned`: they are ours to keep, no copy needed). */
+   * `owned`: they are ours to keep, no copy needed, and go back through #give). */
   #feed(i: number, bytes: Uint8Array | undefined, owned = false): void {
-    if (i < this.#hashed) return;
+    if (i < this.#hashed) {
+      if (bytes && owned) this.#give(bytes);
+      return;
+    }
     if (i === this.#hashed && bytes && !this.#catchingUp) {
       // In order: hash the caller's bytes now, no copy, then whatever waited in memory behind them.
       this.#whole.update(bytes);
@@ -310,8 +328,14 @@ class PartialFileImpl implements PartialFile {
     return full.subarray(0, length);
   }
 
-  /** Returns a buffer from #take to the pool (anything else is left alone). */
+  /** Returns a buffer from #take to the pool, or a lent one to its owner (anything else is left alone). */
   #give(b: Uint8Array): void {
+    const release = this.#lent.get(b);
+    if (release) {
+      this.#lent.delete(b);
+      release(b);
+      return;
+    }
     if (!this.#mine.has(b.buffer) || this.#pool.length >= POOL_BUFFERS) return;
     this.#pool.push(Buffer.from(b.buffer, 0, this.#poolSize));
   }
@@ -491,6 +515,7 @@ class PartialFileImpl implements PartialFile {
     } finally {
       this.#closed = true;
       await this.#catchingUp?.catch(() => undefined);
+      this.#resetRunningHash(); // hands back lent buffers
       await this.fh.close();
     }
   }
@@ -500,6 +525,7 @@ class PartialFileImpl implements PartialFile {
       this.#closed = true;
       await this.#flushing?.catch(() => undefined);
       await this.#catchingUp?.catch(() => undefined);
+      this.#resetRunningHash();
       await this.fh.close().catch(() => undefined);
     }
     await rm(this.tempPath, { force: true });
