@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
-import { hugeBuffer, hugeBuffersLoaded } from './huge-buffer.ts';
+import { createSlabPool, hugeBuffer, hugeBuffersLoaded } from './huge-buffer.ts';
 
 const anonHugeKiB = (): number => Number(/AnonHugePages:\s+(\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))?.[1] ?? 0);
 const thp = (): string => {
@@ -29,5 +29,25 @@ describe('huge-page buffers', () => {
     const gained = anonHugeKiB() - before;
     // The kernel may fall back to small pages when memory is fragmented; most of 16 MiB should be huge.
     assert.ok(gained >= 8 * 1024, `only ${gained} KiB of huge pages for a 16 MiB buffer (THP ${mode})`);
+  });
+  it('pools slots of one slab: distinct until all are out, reused once each when given back', () => {
+    const pool = createSlabPool(1024 * 1024 + 16, 3);
+    const a = pool.take()!;
+    const b = pool.take()!;
+    const c = pool.take()!;
+    assert.equal(pool.take(), null, 'three slots, no fourth');
+    for (const [k, s] of [a, b, c].entries()) {
+      assert.equal(s.length, 1024 * 1024 + 16);
+      s.fill(k + 1);
+    }
+    assert.deepEqual([a[a.length - 1], b[0], b[b.length - 1], c[0]], [1, 2, 2, 3], 'slots do not overlap');
+    assert.equal(pool.give(Buffer.alloc(16)), false, 'a buffer from elsewhere is not taken');
+    assert.equal(pool.give(b.subarray(100, 200)), true, 'a view into a slot gives the slot back');
+    assert.equal(pool.give(b), true);
+    const again = pool.take()!;
+    assert.equal(again.byteOffset, b.byteOffset, 'the slot given back is taken again, whole');
+    assert.equal(again.length, b.length);
+    assert.equal(pool.take(), null, 'given back twice, pooled once');
+    assert.equal(createSlabPool(4096, 0).take(), null);
   });
 });

@@ -27,3 +27,39 @@ export function hugeBuffer(bytes: number): Buffer {
 export function hugeBuffersLoaded(): boolean {
   return loadNative() !== null;
 }
+
+/** Buffers of one size cut as needed from one slab on huge pages (reserved, not touched, until a slot is first
+ * taken); slots given back are taken again first. */
+export interface SlabPool {
+  /** A free slot, or null when every slot is out. */
+  take(): Buffer | null;
+  /** Takes back a slot (any view into it); false, and nothing done, for a buffer that is not one of this slab's
+   * slots. A slot given back twice is put in the pool once. */
+  give(b: Uint8Array): boolean;
+}
+
+/** A pool of `slots` buffers of `slotBytes` each (none at all when `slots` is 0). */
+export function createSlabPool(slotBytes: number, slots: number): SlabPool {
+  const slab = slots > 0 && slotBytes > 0 ? hugeBuffer(slots * slotBytes) : null;
+  const free: Buffer[] = [];
+  const out = new Uint8Array(slab ? slots : 0);
+  let carved = 0;
+  const slot = (i: number): Buffer => slab!.subarray(i * slotBytes, (i + 1) * slotBytes);
+  return {
+    take() {
+      const b = free.pop() ?? (slab && carved < slots ? slot(carved++) : null);
+      if (b) out[(b.byteOffset - slab!.byteOffset) / slotBytes] = 1;
+      return b;
+    },
+    give(b) {
+      if (!slab || b.buffer !== slab.buffer) return false;
+      const i = Math.floor((b.byteOffset - slab.byteOffset) / slotBytes);
+      if (i < 0 || i >= slots) return false;
+      if (out[i]) {
+        out[i] = 0;
+        free.push(slot(i));
+      }
+      return true;
+    },
+  };
+}

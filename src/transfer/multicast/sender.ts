@@ -15,7 +15,7 @@ import dgram from 'node:dgram';
 import type { BigIntStats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hugeBuffer } from './huge-buffer.ts';
+import { createSlabPool } from './huge-buffer.ts';
 import type { Logger } from '../../logger.ts';
 import type { Manifest } from '../../protocol/api.ts';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
@@ -226,11 +226,8 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
   // Sealed chunks are cut from one slab on huge pages (huge-buffer.ts), a slot for each chunk `recent` may hold
   // and for the pool, carved as needed: 100 MiB written into fresh 4 KiB pages cost the sender 0.1-0.3 s of page
   // faults on the bed. Slots go back to the pool whenever they come back, whatever the pool holds.
-  const slabSlots = Math.min(chunkCount, recentMax + POOL_MAX + 2);
-  const slab = slabSlots > 0 ? hugeBuffer(slabSlots * sealedBytes) : null;
-  let carved = 0;
-  const slot = (i: number): Buffer => slab!.subarray(i * sealedBytes, (i + 1) * sealedBytes);
-  const takeSealed = (): Buffer => sealedPool.pop() ?? (slab && carved < slabSlots ? slot(carved++) : fresh(sealedBytes));
+  const slab = createSlabPool(sealedBytes, Math.min(chunkCount, recentMax + POOL_MAX + 2));
+  const takeSealed = (): Buffer => slab.take() ?? sealedPool.pop() ?? fresh(sealedBytes);
   const takeDatagrams = (bytes: number): Buffer => {
     const b = datagramPool.pop();
     if (b && b.length >= bytes) return b;
@@ -238,11 +235,7 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     return fresh(Math.max(bytes, datagramBytes));
   };
   function reuse(b: Uint8Array | undefined): void {
-    if (slab && b?.buffer === slab.buffer) {
-      sealedPool.push(slot(Math.floor((b.byteOffset - slab.byteOffset) / sealedBytes)));
-      return;
-    }
-    if (!b || !mine.has(b.buffer)) return;
+    if (!b || slab.give(b) || !mine.has(b.buffer)) return;
     const whole = Buffer.from(b.buffer, 0, b.buffer.byteLength);
     const pool = whole.length === sealedBytes ? sealedPool : datagramPool;
     if (pool.length < POOL_MAX) pool.push(whole);
