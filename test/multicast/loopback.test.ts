@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { createLogger, silentLogger } from '../../src/logger.ts';
 import { openPartialFile, type PartialFile } from '../../src/transfer/pieces/partial-file.ts';
-import { createMulticastReceiver, type MulticastReceiver } from '../../src/transfer/multicast/receiver.ts';
+import { createMulticastReceiver, type MulticastPartial, type MulticastReceiver } from '../../src/transfer/multicast/receiver.ts';
 import { createMulticastSender, type MulticastSenderOptions } from '../../src/transfer/multicast/sender.ts';
 import type { ReceiverStatus } from '../../src/transfer/multicast/receiver-status.ts';
 import { loadBatchUdp } from '../../src/transfer/multicast/batch-udp.ts';
@@ -420,5 +420,44 @@ describe('multicast over loopback', () => {
     const oneSending = totalChunks * Math.ceil((chunkSize + 16) / (1500 - 28 - 24));
     assert.ok(result.datagrams > oneSending, `sent ${result.datagrams} datagrams, one sending is ${oneSending}`);
     for (const r of rxs()) assert.equal(await sha256File(await r.partial.finalize()), src.manifest.sha256);
+  });
+
+  it('asks again for a piece whose record on disk failed, and still ends with an exact copy', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const src = await randomFile(work.dir, 'record-fails.bin', 4 * MiB, 256 * 1024);
+    const group = nextGroup();
+    const port = await freePort();
+    const key = randomBytes(32);
+    const dir = join(work.dir, `record-fails-${Math.random().toString(36).slice(2)}`);
+    const partial = await openPartialFile({ manifest: src.manifest, destDir: dir, logger: silentLogger });
+    // The disk refuses to record piece 5 the first time (a full disk when the resume state is written).
+    let refused = 0;
+    const flaky: MulticastPartial = {
+      manifest: partial.manifest,
+      tempPath: partial.tempPath,
+      get complete() { return partial.complete; },
+      has: (i) => partial.has(i),
+      writeAt: (offset, bytes) => partial.writeAt(offset, bytes),
+      verifyPiece: (i, bytes) => partial.verifyPiece(i, bytes),
+      acceptPiece: (i, bytes, release) => {
+        if (i !== 5 || refused++ > 0) return partial.acceptPiece(i, bytes, release);
+        if (bytes && release) release(bytes);
+        return Promise.reject(new Error('ENOSPC: no space left on device'));
+      },
+    };
+    const receiver = createMulticastReceiver({ logger: silentLogger, partial: flaky }, {
+      address: group, port, interface: '127.0.0.1', key, transferId: 'tx-record', manifest: src.manifest, chunkSize, receiverId: 'r1',
+    });
+    await receiver.start();
+    const rx: Rx = { id: 'r1', dir, partial, receiver };
+    t.after(() => receiver.stop());
+    const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => [rx]) }, senderOptions(src.path, src.manifest, group, port, key, 'tx-record', 100e6));
+    const result = await sender.run(AbortSignal.timeout(60_000));
+    assert.equal(result.complete, true);
+    await receiver.whenComplete(AbortSignal.timeout(10_000));
+    assert.equal(refused, 2, 'piece 5 was refused once, then sent again and recorded');
+    assert.equal(receiver.stats.pieceFailures, 1);
+    assert.equal(await sha256File(await partial.finalize()), src.manifest.sha256);
+    assert.deepEqual(await partialsIn(dir), []);
   });
 });

@@ -391,7 +391,7 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
       const written = pb ? flushPiece(p, pb) : null;
       written?.catch(() => undefined); // awaited below, in order; failures are handled there
       io(VERIFY_CHAIN, 'verify', bytes?.length ?? 0, async () => {
-        let ok: boolean;
+        let recorded: Promise<boolean>;
         let lent = false;
         try {
           // A piece has either its copy (written above) or an evicted copy being flushed, never both.
@@ -402,27 +402,39 @@ export function createMulticastReceiver(deps: MulticastReceiverDeps, options: Mu
           }
           // Every chunk of the piece passed AES-GCM under the transfer key: the piece is accepted without its
           // own hash, and the whole-file hash at finalize() decides (checkPieces: hash each piece as well).
-          if (options.checkPieces) ok = await partial.verifyPiece(p, bytes);
+          if (options.checkPieces) recorded = partial.verifyPiece(p, bytes);
           else if (pb && bytes) {
             // Lent, not copied: a piece that completes ahead of the running whole-file hash (most of them
             // while chunks wait for repair) stays in this buffer until the hash reaches it.
             lent = true;
-            ok = await partial.acceptPiece(p, bytes, () => recycle(pb)).then(() => true);
-          } else ok = await partial.acceptPiece(p, bytes).then(() => true);
+            recorded = partial.acceptPiece(p, bytes, () => recycle(pb)).then(() => true);
+          } else recorded = partial.acceptPiece(p, bytes).then(() => true);
         } catch (err) {
-          log.warn('piece write failed; asking for it again', { piece: p, err });
-          ok = false;
-        } finally {
-          if (pb && !lent) recycle(pb); // `written` has settled by now
+          recorded = Promise.reject(err as Error);
         }
-        if (ok) {
-          stats.pieces++;
-          checkComplete();
-        } else {
-          stats.pieceFailures++;
-          log.warn('piece failed verification after multicast; asking for it again', { piece: p });
-          forgetPiece(p);
-        }
+        recorded.catch(() => undefined); // awaited below, maybe after other work on the piece's chain
+        // The piece is marked by now; the sidecar that records it is written beside the next pieces' work.
+        // Waiting for it here (a file write and a rename per piece, one piece at a time) let the chain fall
+        // behind the pass on a busy machine, and a receiver whose disk queue is full drops datagrams.
+        io(-2 - p, 'record', 0, async () => {
+          let ok: boolean;
+          try {
+            ok = await recorded;
+          } catch (err) {
+            log.warn('piece write failed; asking for it again', { piece: p, err });
+            ok = false;
+          } finally {
+            if (pb && !lent) recycle(pb); // `written` and the verification have settled by now
+          }
+          if (ok) {
+            stats.pieces++;
+            checkComplete();
+          } else {
+            stats.pieceFailures++;
+            log.warn('piece failed verification after multicast; asking for it again', { piece: p });
+            forgetPiece(p);
+          }
+        });
       });
     }
   }
