@@ -1,9 +1,9 @@
 /**
  * Large, long-lived buffers on transparent huge pages (build/shoal_mem.node, native/shoal_mem.c, Linux): one page
- * fault per 2 MiB instead of 512. The multicast sender keeps up to 128 MiB of sealed chunks for repairs; in fresh
- * memory their first writes cost 0.13-0.33 s of CPU per 100 MiB on the bed's virtual machine, against 0.04 s
- * into memory already faulted in (and half of that on huge pages). Elsewhere, or with SHOAL_HUGE_PAGES=off, an
- * ordinary Buffer.
+ * fault per 2 MiB instead of 512. The multicast sender keeps up to 128 MiB of sealed chunks for repairs, and a
+ * receiver up to 32 MiB of chunks being reassembled and a few dozen MiB of pieces; in fresh memory their first
+ * writes cost 0.13-0.33 s of CPU per 100 MiB on the bed's virtual machine, against 0.04 s into memory already
+ * faulted in (and half of that on huge pages). Elsewhere, or with SHOAL_HUGE_PAGES=off, an ordinary Buffer.
  */
 import { loadNativeModule } from '../../native-module.ts';
 
