@@ -36,10 +36,10 @@ after(async () => {
 
 interface Rx { id: string; dir: string; partial: PartialFile; receiver: MulticastReceiver }
 
-async function makeReceiver(id: string, manifest: Manifest, group: string, port: number, key: Uint8Array, transferId: string, extra: { simulateLossRate?: number; dir?: string; io?: 'batch' | 'dgram'; pieceBufferBytes?: number; reassemblyBytes?: number } = {}): Promise<Rx> {
+async function makeReceiver(id: string, manifest: Manifest, group: string, port: number, key: Uint8Array, transferId: string, extra: { simulateLossRate?: number; dir?: string; io?: 'batch' | 'dgram'; pieceBufferBytes?: number; reassemblyBytes?: number; disk?: (p: PartialFile) => MulticastPartial } = {}): Promise<Rx> {
   const dir = extra.dir ?? join(work.dir, `${id}-${Math.random().toString(36).slice(2)}`);
   const partial = await openPartialFile({ manifest, destDir: dir, logger: silentLogger, durable: false });
-  const receiver = createMulticastReceiver({ logger: silentLogger, partial }, {
+  const receiver = createMulticastReceiver({ logger: silentLogger, partial: extra.disk?.(partial) ?? partial }, {
     address: group, port, interface: '127.0.0.1', key, transferId, manifest, chunkSize, receiverId: id, simulateLossRate: extra.simulateLossRate, io: extra.io,
     pieceBufferBytes: extra.pieceBufferBytes, reassemblyBytes: extra.reassemblyBytes,
   });
@@ -428,11 +428,9 @@ describe('multicast over loopback', () => {
     const group = nextGroup();
     const port = await freePort();
     const key = randomBytes(32);
-    const dir = join(work.dir, `record-fails-${Math.random().toString(36).slice(2)}`);
-    const partial = await openPartialFile({ manifest: src.manifest, destDir: dir, logger: silentLogger });
     // The disk refuses to record piece 5 the first time (a full disk when the resume state is written).
     let refused = 0;
-    const flaky: MulticastPartial = {
+    const flaky = (partial: PartialFile): MulticastPartial => ({
       manifest: partial.manifest,
       tempPath: partial.tempPath,
       get complete() { return partial.complete; },
@@ -444,12 +442,9 @@ describe('multicast over loopback', () => {
         if (bytes && release) release(bytes);
         return Promise.reject(new Error('ENOSPC: no space left on device'));
       },
-    };
-    const receiver = createMulticastReceiver({ logger: silentLogger, partial: flaky }, {
-      address: group, port, interface: '127.0.0.1', key, transferId: 'tx-record', manifest: src.manifest, chunkSize, receiverId: 'r1',
     });
-    await receiver.start();
-    const rx: Rx = { id: 'r1', dir, partial, receiver };
+    const rx = await makeReceiver('r1', src.manifest, group, port, key, 'tx-record', { disk: flaky });
+    const { receiver, partial, dir } = rx;
     t.after(() => receiver.stop());
     const sender = createMulticastSender({ logger: silentLogger, collectStatus: collector(() => [rx]) }, senderOptions(src.path, src.manifest, group, port, key, 'tx-record', 100e6));
     const result = await sender.run(AbortSignal.timeout(60_000));
