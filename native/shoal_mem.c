@@ -7,6 +7,9 @@
  * hugeBuffer(bytes) → a Buffer of `bytes` (rounded up to 2 MiB) from mmap, advised MADV_HUGEPAGE; unmapped
  * when the Buffer is collected. The kernel gives huge pages only where THP is "always" or "madvise"; elsewhere
  * this is an ordinary anonymous mapping.
+ *
+ * addressModulo(view, n) → the address of a Uint8Array's first byte modulo n (a power of two): whether a buffer
+ * meets the alignment that O_DIRECT writes need, which JavaScript cannot see.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -70,9 +73,28 @@ static napi_value huge_buffer(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value address_modulo(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  uint32_t n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array ||
+      napi_get_value_uint32(env, argv[1], &n) != napi_ok || n == 0 || (n & (n - 1)) != 0) {
+    napi_throw_type_error(env, NULL, "addressModulo needs a Uint8Array and a power of two");
+    return NULL;
+  }
+  napi_value out;
+  napi_create_uint32(env, (uint32_t)((uintptr_t)data & (uintptr_t)(n - 1)), &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"hugeBuffer", NULL, huge_buffer, NULL, NULL, NULL, napi_default, NULL},
+      {"addressModulo", NULL, address_modulo, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -87,7 +87,7 @@ finished = receiver.whenComplete().then(async () => {
   clearInterval(dropSampler);
   loopDelay.disable();
   const loop = { maxMs: Math.round(loopDelay.max / 1e6), p99Ms: Math.round(loopDelay.percentile(99) / 1e6) };
-  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, kernelDrops, dropTimeline, loop, cpu: process.cpuUsage(cpuAtReady), cpuTotal: process.cpuUsage(), pageFaults: process.resourceUsage().minorPageFault - faultsAtReady }));
+  console.log(JSON.stringify({ done: k, at: Date.now(), ms: Date.now() - t0, path, partialsLeft: left, stats: receiver.stats, kernelDrops, dropTimeline, loop, cpu: process.cpuUsage(cpuAtReady), cpuTotal: process.cpuUsage(), pageFaults: process.resourceUsage().minorPageFault - faultsAtReady, directMiB: Math.round(partial.bytesWrittenDirect / 1048576) }));
   if (mode === 'exit') setImmediate(() => void shutdown(0));
 }, () => undefined);
 

@@ -95,6 +95,8 @@ export interface ReceiverOutcome {
   stats?: Record<string, unknown>;
   /** Minor page faults from ready to done. */
   pageFaults?: number;
+  /** MiB the receiver wrote past the page cache (O_DIRECT). */
+  directMiB?: number;
   /** Datagrams the receiver's kernel dropped for a full socket buffer during the transfer. */
   kernelDrops?: number;
   /** [ms since the receiver started, datagrams dropped in the 100 ms before]. */
@@ -160,9 +162,9 @@ export async function runOnBed(o: BedRunOptions): Promise<BedRunResult> {
       const t = setTimeout(() => resolveReady(false), 30_000);
       lines(child, (l) => {
         try {
-          const msg = JSON.parse(l) as { ready?: number; done?: number } & Pick<ReceiverOutcome, 'at' | 'path' | 'partialsLeft' | 'cpu' | 'stats' | 'kernelDrops' | 'dropTimeline' | 'loop' | 'pageFaults'>;
+          const msg = JSON.parse(l) as { ready?: number; done?: number } & Pick<ReceiverOutcome, 'at' | 'path' | 'partialsLeft' | 'cpu' | 'stats' | 'kernelDrops' | 'dropTimeline' | 'loop' | 'pageFaults' | 'directMiB'>;
           if (msg.ready !== undefined) { clearTimeout(t); resolveReady(true); }
-          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats, kernelDrops: msg.kernelDrops, dropTimeline: msg.dropTimeline, loop: msg.loop, pageFaults: msg.pageFaults });
+          if (msg.done !== undefined) Object.assign(out, { done: true, at: msg.at, path: msg.path, partialsLeft: msg.partialsLeft, cpuUs: msg.cpu ? msg.cpu.user + msg.cpu.system : undefined, cpu: msg.cpu, stats: msg.stats, kernelDrops: msg.kernelDrops, dropTimeline: msg.dropTimeline, loop: msg.loop, pageFaults: msg.pageFaults, directMiB: msg.directMiB });
         } catch { /* not ours */ }
       });
       child.once('exit', () => { clearTimeout(t); resolveReady(false); });

@@ -10,7 +10,7 @@ import { loadNativeModule } from '../../native-module.ts';
 interface NativeMem {
   hugeBuffer(bytes: number): Buffer;
 }
-const loadNative = (): NativeMem | null => loadNativeModule<NativeMem>('shoal_mem', process.platform !== 'linux' || process.env.SHOAL_HUGE_PAGES === 'off');
+const loadNative = (): NativeMem | null => (process.env.SHOAL_HUGE_PAGES === 'off' ? null : loadNativeModule<NativeMem>('shoal_mem', process.platform !== 'linux'));
 
 /** A buffer of `bytes` (uninitialised or zero), on huge pages where the kernel gives them. */
 export function hugeBuffer(bytes: number): Buffer {

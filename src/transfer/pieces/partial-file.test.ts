@@ -1,6 +1,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { mkdtemp, open, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,8 @@ import { choosePieceSize, hashFile } from './hash-file.ts';
 import { openPartialFile } from './partial-file.ts';
 import { Bitfield } from './bitfield.ts';
 import { pieceRange } from './piece-map.ts';
+import { directIoAvailable } from './direct-io.ts';
+import { hugeBuffer, hugeBuffersLoaded } from '../multicast/huge-buffer.ts';
 
 const dirs: string[] = [];
 after(async () => {
@@ -352,5 +355,66 @@ describe('PartialFile', () => {
     assert.equal((await readdir(dest)).length, 2);
     await pf.abort();
     assert.deepEqual(await readdir(dest), []);
+  });
+});
+
+describe('direct writes', () => {
+  /** Whether the file system under `dir` opens files with O_DIRECT (tmpfs before Linux 6.6 does not). */
+  async function takesDirect(dir: string): Promise<boolean> {
+    try {
+      await (await open(join(dir, 'probe'), constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT)).close();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await rm(join(dir, 'probe'), { force: true });
+    }
+  }
+  /** `bytes` copied into a page-aligned buffer (from a mapping), or `shift` bytes past a page boundary. */
+  function placed(bytes: Uint8Array, shift = 0): Buffer {
+    const b = hugeBuffer(4 * 1024 * 1024).subarray(shift, shift + bytes.length);
+    b.set(bytes);
+    return b;
+  }
+
+  it('writes the whole pages of aligned buffers past the page cache, the rest through it, and the file is exact', async (t) => {
+    if (!hugeBuffersLoaded() || !directIoAvailable()) return t.skip('build/shoal_mem.node is not built here, or SHOAL_DIRECT_IO=off');
+    const mib = 1024 * 1024;
+    const { data, manifest } = await sample(5 * mib + 5000, mib);
+    const dest = await tempDir();
+    const direct = await takesDirect(dest);
+    if (!direct) t.diagnostic(`the file system of ${dest} refuses O_DIRECT: every write must go through the page cache`);
+    const pf = await openPartialFile({ manifest, destDir: dest, logger: silentLogger, directIo: true });
+    // Bytes already in the page cache where a piece will land (as a spilled chunk's ciphertext is): the direct
+    // write of the piece must win over them, on disk and for a read-back.
+    const { offset: at3 } = pieceRange(manifest, 3);
+    await pf.writeAt(at3 + 100, randomBytes(70_000));
+    for (let i = 0; i < manifest.pieces.length; i++) {
+      const bytes = placed(piece(data, manifest, i), i === 2 ? 1 : 0); // piece 2 is not page-aligned in memory
+      await pf.writeAt(pieceRange(manifest, i).offset, bytes);
+    }
+    // 4 whole pieces and the first page of the 5000-byte tail; piece 2 and the tail's last 904 bytes are buffered.
+    assert.equal(pf.bytesWrittenDirect, direct ? 4 * mib + 4096 : 0);
+    for (let i = 0; i < manifest.pieces.length; i++) assert.equal(await pf.verifyPiece(i), true, `piece ${i} read back`);
+    const path = await pf.finalize();
+    assert.ok((await readFile(path)).equals(data));
+  });
+
+  it('writes everything through the page cache with SHOAL_DIRECT_IO=off', async (t) => {
+    if (!hugeBuffersLoaded()) return t.skip('build/shoal_mem.node is not built here');
+    const before = process.env.SHOAL_DIRECT_IO;
+    process.env.SHOAL_DIRECT_IO = 'off';
+    t.after(() => {
+      if (before === undefined) delete process.env.SHOAL_DIRECT_IO;
+      else process.env.SHOAL_DIRECT_IO = before;
+    });
+    const { data, manifest } = await sample(2 * 1024 * 1024, 1024 * 1024);
+    const pf = await openPartialFile({ manifest, destDir: await tempDir(), logger: silentLogger, directIo: true });
+    for (let i = 0; i < manifest.pieces.length; i++) {
+      await pf.writeAt(pieceRange(manifest, i).offset, placed(piece(data, manifest, i)));
+      await pf.acceptPiece(i);
+    }
+    assert.equal(pf.bytesWrittenDirect, 0);
+    assert.ok((await readFile(await pf.finalize())).equals(data));
   });
 });

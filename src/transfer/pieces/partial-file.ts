@@ -24,6 +24,7 @@ import type { Manifest } from '../../protocol/api.ts';
 import { ErrorCode, ShoalError } from '../../protocol/errors.ts';
 import type { Logger } from '../../logger.ts';
 import { Bitfield } from './bitfield.ts';
+import { DIRECT_MIN_FILE_BYTES, directIoAvailable, directPrefix, openDirect } from './direct-io.ts';
 import { checkManifest, pieceRange } from './piece-map.ts';
 import { numberedName, safeBaseName } from './safe-base-name.ts';
 
@@ -39,6 +40,9 @@ export interface OpenPartialFileOptions {
    * that never reached the disk, which finalize() detects and repairs by re-checking pieces. Measured here:
    * 30 ms per 4 MiB piece, which would halve a single stream's rate. */
   durable?: boolean;
+  /** Write page-aligned buffers past the page cache (O_DIRECT, see direct-io.ts) where the file system allows;
+   * default: for files of 16 MiB or more, unless SHOAL_DIRECT_IO=off. */
+  directIo?: boolean;
 }
 
 /** A file being received piece by piece. */
@@ -65,6 +69,8 @@ export interface PartialFile {
   missing(): number[];
   /** A copy of the verified-pieces bitfield. */
   bitfield(): Bitfield;
+  /** Bytes written past the page cache (O_DIRECT) so far. */
+  readonly bytesWrittenDirect: number;
   /** Raw write at a byte offset (multicast chunks that do not align with pieces); bytes that fall inside
    * already-verified pieces are skipped. Nothing is marked: call verifyPiece afterwards. */
   writeAt(offset: number, bytes: Uint8Array): Promise<void>;
@@ -150,7 +156,8 @@ export async function openPartialFile(options: OpenPartialFileOptions): Promise<
     throw err;
   }
   if (bits.count > 0) log.info('resuming partial file', { name: baseName, verified: bits.count, pieces: count });
-  return new PartialFileImpl(manifest, baseName, destDir, tempPath, bitsPath, fh, bits, options.durable ?? false, log);
+  const direct = (options.directIo ?? manifest.size >= DIRECT_MIN_FILE_BYTES) && directIoAvailable();
+  return new PartialFileImpl(manifest, baseName, destDir, tempPath, bitsPath, fh, bits, options.durable ?? false, direct, log);
 }
 
 class PartialFileImpl implements PartialFile {
@@ -179,6 +186,9 @@ class PartialFileImpl implements PartialFile {
   #claimed = new Map<number, Promise<void>>();
   /** The background read-back that advances #hashed over pieces not in memory, when running. */
   #catchingUp: Promise<void> | null = null;
+  /** The O_DIRECT handle, opened at the first write it can take (null inside: refused or given up). */
+  #direct: Promise<FileHandle | null> | null = null;
+  #directBytes = 0;
 
   constructor(
     readonly manifest: Manifest,
@@ -189,6 +199,7 @@ class PartialFileImpl implements PartialFile {
     private readonly fh: FileHandle,
     bits: Bitfield,
     private readonly durable: boolean,
+    private readonly directIo: boolean,
     private readonly log: Logger,
   ) {
     this.pieceCount = manifest.pieces.length;
@@ -206,6 +217,9 @@ class PartialFileImpl implements PartialFile {
   }
   get bytesVerified(): number {
     return this.#bytesVerified;
+  }
+  get bytesWrittenDirect(): number {
+    return this.#directBytes;
   }
   get complete(): boolean {
     return this.#bits.complete;
@@ -231,7 +245,7 @@ class PartialFileImpl implements PartialFile {
       const at = offset + pos;
       const piece = Math.floor(at / ps);
       const take = Math.min(bytes.length - pos, (piece + 1) * ps - at);
-      if (!this.#bits.has(piece)) await writeFully(this.fh, bytes.subarray(pos, pos + take), at);
+      if (!this.#bits.has(piece)) await this.#write(bytes.subarray(pos, pos + take), at);
       pos += take;
     }
   }
@@ -279,6 +293,40 @@ class PartialFileImpl implements PartialFile {
     const marked = this.#mark(i);
     this.#feed(i, bytes, lent); // without bytes the running hash reads the piece back when its turn comes
     await marked;
+  }
+
+  /** Writes `bytes` at `position`: the whole pages of a page-aligned write past the page cache when direct
+   * writes are on, the rest through the ordinary handle. */
+  async #write(bytes: Uint8Array, position: number): Promise<void> {
+    const head = this.directIo ? directPrefix(bytes, position) : 0;
+    const direct = head > 0 ? await (this.#direct ??= openDirect(this.tempPath, this.fh)) : null;
+    if (!direct) {
+      await writeFully(this.fh, bytes, position);
+      return;
+    }
+    try {
+      await writeFully(direct, bytes.subarray(0, head), position, directSliceBytes);
+      this.#directBytes += head;
+    } catch (err) {
+      // Refused after all (a block size larger than a page, a file system that checks only at write time):
+      // buffered from now on. Any other error is the disk's, and is the caller's to see.
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      const current = this.#direct;
+      this.#direct = Promise.resolve(null);
+      if ((await current) === direct) {
+        this.log.info('direct writes refused here; writing through the page cache', { path: this.tempPath });
+        direct.close().catch(() => undefined); // after the writes still in flight on it
+      }
+      await writeFully(this.fh, bytes.subarray(0, head), position);
+    }
+    if (head < bytes.length) await writeFully(this.fh, bytes.subarray(head), position + head);
+  }
+
+  /** Closes the O_DIRECT handle, if one was opened (its writes have settled: every write is awaited by now). */
+  async #closeDirect(): Promise<void> {
+    const direct = this.#direct;
+    this.#direct = Promise.resolve(null);
+    await (await direct?.catch(() => null))?.close().catch(() => undefined);
   }
 
   /** Advances the running whole-file hash with verified piece `i` (its bytes when the caller has them;
@@ -421,7 +469,7 @@ class PartialFileImpl implements PartialFile {
       return this.#bits.has(i);
     }
     const write = (async () => {
-      await writeFully(this.fh, bytes, offset);
+      await this.#write(bytes, offset);
       const marked = this.#mark(i);
       this.#feed(i, bytes);
       await marked;
@@ -499,6 +547,7 @@ class PartialFileImpl implements PartialFile {
         expected: this.manifest.sha256, actual: whole, badPieces: bad.length,
       });
     }
+    await this.#closeDirect();
     await this.fh.close();
     this.#closed = true;
     const path = await this.#place();
@@ -516,6 +565,7 @@ class PartialFileImpl implements PartialFile {
       this.#closed = true;
       await this.#catchingUp?.catch(() => undefined);
       this.#resetRunningHash(); // hands back lent buffers
+      await this.#closeDirect();
       await this.fh.close();
     }
   }
@@ -526,6 +576,7 @@ class PartialFileImpl implements PartialFile {
       await this.#flushing?.catch(() => undefined);
       await this.#catchingUp?.catch(() => undefined);
       this.#resetRunningHash();
+      await this.#closeDirect();
       await this.fh.close().catch(() => undefined);
     }
     await rm(this.tempPath, { force: true });
@@ -648,11 +699,13 @@ async function readSidecar(path: string, m: Manifest, count: number): Promise<Bi
  * and 0.10–0.11 s in 512 KiB or 256 KiB ones (0.13–0.14 s in 128 KiB ones); an earlier kernel there had its
  * threshold at 2 MiB. Elsewhere the difference is a few syscalls per piece. */
 const writeSliceBytes = 256 * 1024;
+/** Most bytes one direct write asks for (no page cache to size; a multiple of the direct alignment). */
+const directSliceBytes = 4 * 1024 * 1024;
 
-async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number, slice = writeSliceBytes): Promise<void> {
   let done = 0;
   while (done < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, done, Math.min(writeSliceBytes, bytes.length - done), position + done);
+    const { bytesWritten } = await fh.write(bytes, done, Math.min(slice, bytes.length - done), position + done);
     done += bytesWritten;
   }
 }
