@@ -4,7 +4,8 @@
  *   node --import tsx bench/multicast/run.ts direct [--size-mib 256] [--rate 400] [--ns 1,4,8] [--losses 0,2]
  *        [--pace MBIT] [--chunk-kib 64] [--parity on|off]
  *     Shoal alone on its own bed (namespaces mcbs, mcbr1.., mcbb): time from the sender's run() to the last
- *     receiver's verified copy, passes, wire bytes, CPU seconds. Quick, for tuning. SHOAL_BED_RX_GRO=on
+ *     receiver's verified copy, passes, wire bytes, CPU seconds. Quick, for tuning. Files under
+ *     /tmp/shoal-mcbench (SHOAL_BENCH_WORK to change), as peers mode's are under /tmp/tb. SHOAL_BED_RX_GRO=on
  *     switches GRO on at the receivers' links (the bed switches it off on every veth).
  *
  *   node --import tsx bench/multicast/run.ts peers [--size-mib 256] [--rate 400] [--ns 1,4,8] [--losses 0,2]
@@ -69,12 +70,15 @@ else {
 
 async function direct(): Promise<void> {
   const env = bedEnv('mcb');
-  const work = '/dev/shm/shoal-mcbench';
+  // Beside peers mode's files (/tmp/tb): received copies land on the machine's file system, as they would on a
+  // real receiver, not in memory. SHOAL_BENCH_WORK puts them elsewhere (e.g. /dev/shm to leave the disk out).
+  const work = process.env.SHOAL_BENCH_WORK ?? '/tmp/shoal-mcbench';
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   const path = join(work, 'payload.bin');
   await run('bash', ['-c', `head -c ${sizeMiB * 1024 * 1024} /dev/urandom > ${path}`]);
   const manifest = { name: 'payload.bin', ...(await hashFile(path)) };
+  const fsType = (await run('stat', ['-f', '-c', '%T', work])).stdout.trim();
   const rows: string[][] = [['N', 'loss %', 'time s', '× ideal', 'passes', 'wire/size', 'sender CPU s', 'recv CPU s (max)', 'ok']];
   try {
     for (const n of ns) {
@@ -101,7 +105,7 @@ async function direct(): Promise<void> {
     await bed(env, 'down').catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   }
-  console.log(`\nShoal multicast on the bed: ${sizeMiB} MiB, sender link ${rateMbit} Mbit/s, ideal ${idealS.toFixed(2)} s (time from run() to the last verified copy), GRO at the receivers' links ${process.env.SHOAL_BED_RX_GRO === 'on' ? 'on' : 'off (as the bed builds them)'}`);
+  console.log(`\nShoal multicast on the bed: ${sizeMiB} MiB, sender link ${rateMbit} Mbit/s, ideal ${idealS.toFixed(2)} s (time from run() to the last verified copy), copies on ${fsType}, GRO at the receivers' links ${process.env.SHOAL_BED_RX_GRO === 'on' ? 'on' : 'off (as the bed builds them)'}`);
   printTable(rows);
 }
 
