@@ -302,11 +302,13 @@ export function createMulticastSender(deps: MulticastSenderDeps, options: Multic
     let burst = 0;
     const setRate = (bps: number) => {
       bytesPerMs = bps / 8 / 1000;
-      // 20 ms of credit: timers fire late (by ~1 ms idle, by tens of ms on a busy host), and reading status
+      // 60 ms of credit: timers fire late (by ~1 ms idle, by tens of ms on a busy host), and reading status
       // answers and planning repairs hold the event loop for tens of ms during pass 1; credit lost there is
-      // rate the transfer never gets back (with 10 ms, N=4 at 2 % on the bed took 6.97-7.20 s instead of
-      // 6.51-6.64 s). 20 ms at the rate still about fits the 1 MiB send buffer.
-      burst = Math.max(4 * (mtu + ETHERNET_OVERHEAD_BYTES), bytesPerMs * 20);
+      // rate the transfer never gets back. With 10 ms, N=4 at 2 % on the bed took 6.97-7.20 s instead of
+      // 6.51-6.64 s with 20 ms; at N=8 and 2 %, where nine processes share two cores and the sender waits its
+      // turn for the CPU, pass 1 took 7.0-7.2 s with 20 ms and 6.3-6.4 s with 60 ms (40 and 100 ms: 6.4-6.7 s).
+      // What a late sender makes up goes out at the link's speed, within the socket's queue limit below.
+      burst = Math.max(4 * (mtu + ETHERNET_OVERHEAD_BYTES), bytesPerMs * 60);
     };
     setRate(initialBps);
     const queueLimit = 512 * 1024;
